@@ -1,0 +1,1 @@
+"""Adapters: the edges where files, the lake and (later) Elasticsearch are touched."""

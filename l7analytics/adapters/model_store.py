@@ -1,0 +1,94 @@
+"""Versioned models stored next to the lake: ``<lake>/models/<detector>/<version>/``.
+
+Each version holds ``model.joblib`` and ``metadata.json`` (training window, rows, parameters,
+library versions). Scoring a window takes the newest model trained on data that ended at or
+before the window's start, so a backfill of last month uses last month's model and gives the
+alerts a scheduled run gave then.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import joblib
+import pyarrow.fs as pafs
+import sklearn
+
+from l7analytics import __version__
+from l7analytics.adapters.lake import ParquetLake
+from l7analytics.errors import ModelError
+from l7analytics.windows import Window, parse_time
+
+
+class LakeModelStore:
+    """A :class:`~l7analytics.ports.ModelStore` on the lake's filesystem."""
+
+    def __init__(self, lake: ParquetLake) -> None:
+        self.lake = lake
+
+    def _dir(self, detector_id: str, version: str | None = None) -> str:
+        parts = ["models", detector_id]
+        return self.lake.path(*parts, version) if version else self.lake.path(*parts)
+
+    def save(self, detector_id: str, version: str, model: object, metadata: dict) -> str:
+        fs = self.lake.fs
+        final = self._dir(detector_id, version)
+        staging = self.lake.path("_staging", f"model-{detector_id}-{version}")
+        fs.create_dir(staging, recursive=True)
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer, compress=3)
+        with fs.open_output_stream(f"{staging}/model.joblib") as out:
+            out.write(buffer.getvalue())
+        meta = {
+            **metadata,
+            "version": version,
+            "detector": detector_id,
+            "trained_at": datetime.now(UTC).isoformat(),
+            "l7analytics_version": __version__,
+            "sklearn_version": sklearn.__version__,
+        }
+        with fs.open_output_stream(f"{staging}/metadata.json") as out:
+            out.write(json.dumps(meta, indent=2, sort_keys=True, default=str).encode())
+        fs.create_dir(self._dir(detector_id), recursive=True)
+        if fs.get_file_info(final).type == pafs.FileType.Directory:
+            fs.delete_dir(final)
+        fs.move(staging, final)
+        return final
+
+    def versions(self, detector_id: str) -> list[dict[str, Any]]:
+        base = self._dir(detector_id)
+        fs = self.lake.fs
+        if fs.get_file_info(base).type != pafs.FileType.Directory:
+            return []
+        out = []
+        for info in fs.get_file_info(pafs.FileSelector(base)):
+            meta_path = f"{info.path}/metadata.json"
+            if info.type == pafs.FileType.Directory and fs.get_file_info(meta_path).is_file:
+                with fs.open_input_stream(meta_path) as stream:
+                    out.append(json.loads(stream.read()))
+        return sorted(out, key=lambda m: (m["training_end"], m.get("trained_at", "")))
+
+    def latest(self, detector_id: str, trained_before: Window | None = None) -> tuple[object, dict]:
+        """The newest model whose training data ended at or before ``trained_before.start``."""
+        candidates = self.versions(detector_id)
+        if trained_before is not None:
+            limit = trained_before.start
+            candidates = [m for m in candidates if _time(m["training_end"]) <= limit]
+        if not candidates:
+            raise ModelError(
+                f"no {detector_id} model trained on data before "
+                f"{trained_before.start if trained_before else 'now'}; run `l7analytics train`"
+            )
+        meta = candidates[-1]
+        with self.lake.fs.open_input_stream(
+            f"{self._dir(detector_id, meta['version'])}/model.joblib"
+        ) as s:
+            model = joblib.load(io.BytesIO(s.read()))
+        return model, meta
+
+
+def _time(text: str) -> datetime:
+    return parse_time(text)

@@ -1,0 +1,171 @@
+"""The alert model: Calico security-event fields at the top level, the detail in ``record``.
+
+An :class:`Alert` serializes to exactly the document Calico's Manager UI shows as a security
+event (``calico-l7.md`` section 5): ``id``, ``time``, ``type``, ``origin``, ``name``,
+``description``, ``severity`` (0-100), the source and destination fields, MITRE fields, and
+``record`` holding what the detector measured. ``id`` is a hash of (detector, entity, window),
+so re-running a window yields the same ids and an idempotent sink writes nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from l7analytics.windows import floor_time, iso
+
+ALERT_TYPE = "anomaly_detection_job"
+#: Top-level fields of Calico's security-events schema this project writes.
+EVENT_FIELDS: tuple[str, ...] = (
+    "id",
+    "time",
+    "type",
+    "origin",
+    "name",
+    "description",
+    "severity",
+    "host",
+    "source_namespace",
+    "source_name_aggr",
+    "dest_namespace",
+    "dest_name_aggr",
+    "dest_service_name",
+    "attack_vector",
+    "mitre_tactic",
+    "mitre_ids",
+    "mitigations",
+    "record",
+)
+
+
+def alert_id(detector: str, entity: str, window_start: datetime) -> str:
+    """Deterministic id: the same detector, entity and window always give the same id."""
+    key = f"{detector}\x1f{entity}\x1f{iso(window_start)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def severity_band(severity: int) -> str:
+    """The band Calico's UI shows for a 0-100 severity."""
+    if severity >= 90:
+        return "critical"
+    if severity >= 70:
+        return "high"
+    if severity >= 40:
+        return "medium"
+    return "low"
+
+
+@dataclass(slots=True)
+class Alert:
+    """One finding. Build it with :meth:`create`, which sets ``id`` and the window fields."""
+
+    id: str
+    time: str
+    origin: str
+    name: str
+    description: str
+    severity: int
+    record: dict[str, Any]
+    type: str = ALERT_TYPE
+    host: str | None = None
+    source_namespace: str | None = None
+    source_name_aggr: str | None = None
+    dest_namespace: str | None = None
+    dest_name_aggr: str | None = None
+    dest_service_name: str | None = None
+    attack_vector: str = "Network"
+    mitre_tactic: str | None = None
+    mitre_ids: list[str] = field(default_factory=list)
+    mitigations: list[str] = field(default_factory=list)
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        detector: str,
+        entity: str,
+        window_start: datetime,
+        window_end: datetime,
+        severity: float,
+        record: dict[str, Any],
+        **fields: Any,
+    ) -> Alert:
+        """An alert for ``entity`` seen by ``detector`` in ``[window_start, window_end)``."""
+        detail = {
+            "detector": detector,
+            "entity": entity,
+            "window_start": iso(window_start),
+            "window_end": iso(window_end),
+            "occurrences": 1,
+            "occurrence_windows": [iso(window_start)],
+            **record,
+        }
+        return cls(
+            id=alert_id(detector, entity, window_start),
+            time=iso(window_end),
+            origin=detector,
+            severity=int(max(0, min(100, round(severity)))),
+            record=detail,
+            **fields,
+        )
+
+    @property
+    def entity(self) -> str:
+        return self.record["entity"]
+
+    @property
+    def severity_band(self) -> str:
+        return severity_band(self.severity)
+
+    def to_event(self) -> dict[str, Any]:
+        """The security-event document (top-level Calico fields only, ``None`` left out)."""
+        doc = asdict(self)
+        return {k: doc[k] for k in EVENT_FIELDS if doc[k] is not None}
+
+
+def suppress(alerts: Iterable[Alert], period: timedelta | None) -> list[Alert]:
+    """Merge alerts of one detector and entity within the same suppression period.
+
+    Periods are aligned to the epoch, so every run (scheduled, re-run, backfill) puts a window
+    in the same period and derives the same id. The merged alert keeps the most severe
+    occurrence's detail and counts occurrences; ``occurrence_windows`` is a set, so merging the
+    same alert twice (as an idempotent sink does) changes nothing.
+    """
+    alerts = list(alerts)
+    if not period:
+        return sorted(alerts, key=_sort_key)
+    groups: dict[tuple[str, str, datetime], list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        start = datetime.fromisoformat(alert.record["window_start"].replace("Z", "+00:00"))
+        groups[(alert.origin, alert.entity, floor_time(start, period))].append(alert)
+    merged = []
+    for (detector, entity, period_start), members in groups.items():
+        merged.append(_merge(detector, entity, period_start, members))
+    return sorted(merged, key=_sort_key)
+
+
+def _merge(detector: str, entity: str, period_start: datetime, members: list[Alert]) -> Alert:
+    worst = max(members, key=lambda a: (a.severity, a.record["window_start"]))
+    windows = sorted({w for a in members for w in a.record["occurrence_windows"]})
+    record = {
+        **worst.record,
+        "occurrences": len(windows),
+        "occurrence_windows": windows,
+        "first_window_start": min(a.record["window_start"] for a in members),
+        "last_window_end": max(a.record["window_end"] for a in members),
+        "suppression_period_start": iso(period_start),
+    }
+    return replace(
+        worst,
+        id=alert_id(detector, entity, period_start),
+        time=max(a.time for a in members),
+        record=record,
+    )
+
+
+def _sort_key(alert: Alert) -> tuple[str, int, str]:
+    return (alert.time, -alert.severity, alert.id)

@@ -1,0 +1,51 @@
+"""Small Arrow helpers shared by normalization and the detectors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def map_unique(
+    array: pa.Array | pa.ChunkedArray,
+    func: Callable[[Any], Any],
+    out_type: pa.DataType,
+    cache: dict[Any, Any] | None = None,
+    max_cache: int = 500_000,
+) -> pa.Array:
+    """Apply a Python function to the *distinct* values of a column and broadcast the result.
+
+    L7 columns repeat heavily (a few thousand URLs in a million records), so running Python
+    per distinct value keeps string logic readable without paying for it per row. ``cache``
+    carries results across batches; it is cleared when it grows past ``max_cache`` so memory
+    stays bounded on adversarial input (every URL unique).
+    """
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if len(array) == 0:
+        return pa.array([], type=out_type)
+    encoded = pc.dictionary_encode(array) if not pa.types.is_dictionary(array.type) else array
+    values = encoded.dictionary.to_pylist()
+    if cache is None:
+        mapped = [func(v) for v in values]
+    else:
+        if len(cache) > max_cache:
+            cache.clear()
+        mapped = []
+        for v in values:
+            try:
+                mapped.append(cache[v])
+            except KeyError:
+                result = cache[v] = func(v)
+                mapped.append(result)
+    dictionary = pa.array(mapped, type=out_type)
+    return dictionary.take(encoded.indices)
+
+
+def null_if_placeholder(array: pa.Array) -> pa.Array:
+    """Calico's ``-`` (aggregated away) and ``""`` become nulls."""
+    missing = pc.or_(pc.equal(array, "-"), pc.equal(array, ""))
+    return pc.if_else(missing, pa.scalar(None, array.type), array)

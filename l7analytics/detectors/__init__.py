@@ -1,0 +1,37 @@
+"""Detectors, one module each, all following :class:`~l7analytics.detectors.base.Detector`."""
+
+from __future__ import annotations
+
+from l7analytics.config import Settings
+from l7analytics.detectors.base import DetectionContext, Detector
+from l7analytics.detectors.restricted_url import RestrictedUrlDetector
+from l7analytics.detectors.unusual_pair import UnusualPairDetector
+from l7analytics.detectors.url_scan import UrlScanDetector
+
+#: Detector id -> class. The settings key of each is the id without the ``l7.`` prefix.
+REGISTRY: dict[str, type[Detector]] = {
+    RestrictedUrlDetector.id: RestrictedUrlDetector,
+    UrlScanDetector.id: UrlScanDetector,
+    UnusualPairDetector.id: UnusualPairDetector,
+}
+
+
+def build_detectors(settings: Settings) -> list[Detector]:
+    """The enabled detectors, each built from its own section of the settings."""
+    detectors: list[Detector] = []
+    for detector_id, cls in REGISTRY.items():
+        config = getattr(settings.detectors, detector_id.removeprefix("l7."))
+        if config.enabled:
+            detectors.append(cls(config))
+    return detectors
+
+
+__all__ = [
+    "REGISTRY",
+    "DetectionContext",
+    "Detector",
+    "RestrictedUrlDetector",
+    "UnusualPairDetector",
+    "UrlScanDetector",
+    "build_detectors",
+]

@@ -1,0 +1,132 @@
+"""The one contract every detector follows.
+
+A detector is built from its configuration object and is a pure function of a window of
+records (plus, for learning detectors, history and a fitted model). Work is split in two so
+that any window size runs in bounded memory and the map step can run anywhere (a process, an
+Airflow mapped task):
+
+``summarize(batch, bucket)``
+    map: one Arrow batch of lake records -> a small partial aggregate keyed by ``keys``;
+``combine(partials)``
+    reduce: partial aggregates -> one (sums over the same keys; associative, so partials can be
+    combined in any order and any number of times);
+``detect(summary, context)``
+    the verdict: the combined aggregate -> :class:`~l7analytics.alerts.Alert` objects.
+
+Detectors that learn (``unusual_pair``) also have ``fit(summary, context) -> self`` and keep
+learnt state in attributes ending with ``_``, as scikit-learn estimators do.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from l7analytics.alerts import Alert
+from l7analytics.windows import Window
+
+
+@dataclass(slots=True)
+class DetectionContext:
+    """What a detector may know besides the window's records."""
+
+    window: Window
+    bucket: timedelta
+    run_mode: str = "scheduled"
+    #: Aggregated history before the window (for first-seen and baselines), if the detector
+    #: asked for it through ``history_columns``.
+    history: pa.Table | None = None
+    #: A fitted model and its metadata, for detectors that learn.
+    model: Any = None
+    model_metadata: dict[str, Any] = field(default_factory=dict)
+    #: Overflow records (requests Calico did not log) of the window, per host.
+    unlogged: pa.Table | None = None
+
+
+class Detector(ABC):
+    """Base class; see the module docstring for the contract."""
+
+    #: Stable id, used as the alert ``origin`` (``l7.url_scan``).
+    id: ClassVar[str]
+    #: Bumped when the detector's logic changes; recorded in every alert.
+    version: ClassVar[str] = "1"
+    #: Lake columns ``summarize`` reads.
+    columns: ClassVar[tuple[str, ...]]
+    #: Group-by keys of the partial aggregate; every other column is summed by ``combine``.
+    keys: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def summarize(self, batch: pa.Table, bucket: timedelta) -> pa.Table:
+        """Partial aggregate of one batch."""
+
+    def combine(self, partials: Sequence[pa.Table]) -> pa.Table:
+        """Merge partial aggregates by summing every non-key column over ``keys``."""
+        tables = [t for t in partials if t.num_rows]
+        if not tables:
+            return partials[0] if partials else pa.table({})
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        if len(tables) == 1:
+            return table
+        values = [c for c in table.column_names if c not in self.keys]
+        grouped = table.group_by(list(self.keys), use_threads=True).aggregate(
+            [(c, "sum") for c in values]
+        )
+        summed = {f"{c}_sum": c for c in values}
+        return grouped.rename_columns([summed.get(n, n) for n in grouped.column_names])
+
+    @abstractmethod
+    def detect(self, summary: pa.Table, context: DetectionContext) -> list[Alert]:
+        """Alerts for the combined summary of a window."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r}, version={self.version!r})"
+
+
+def bucket_column(end_time: pa.Array | pa.ChunkedArray, bucket: timedelta) -> pa.Array:
+    """Start of the detection bucket each record falls in (epoch-aligned), from ``end_time``.
+
+    Buckets are half-open on ``end_time`` like windows and lake partitions, so a bucket never
+    straddles two windows or two partitions.
+    """
+    seconds = int(bucket.total_seconds())
+    ends = pc.cast(end_time, pa.int64()).to_numpy(zero_copy_only=False)
+    starts = (ends // seconds) * seconds
+    return pa.array(starts.astype("datetime64[s]"), type=pa.timestamp("s", tz="UTC"))
+
+
+def glob_regex(pattern: str) -> str:
+    """A shell glob (``*``, ``?``) as an anchored regular expression RE2 and Python share."""
+    parts = []
+    for char in pattern:
+        if char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return "^" + "".join(parts) + "$"
+
+
+def glob_mask(column: pa.Array | pa.ChunkedArray, patterns: Sequence[str]) -> np.ndarray:
+    """Rows whose value matches any of the globs (null matches only ``*``)."""
+    n = len(column)
+    if not patterns:
+        return np.zeros(n, dtype=bool)
+    if "*" in patterns:
+        return np.ones(n, dtype=bool)
+    regex = "|".join(f"(?:{glob_regex(p)})" for p in patterns)
+    matched = pc.match_substring_regex(column, regex)
+    return pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
+
+
+def sum_weighted(values: pa.Array, weights: pa.Array) -> pa.Array:
+    """Elementwise ``values * weights`` with nulls as zero (metrics are weighted by ``count``)."""
+    return pc.multiply(pc.fill_null(values, 0), pc.fill_null(weights, 0))

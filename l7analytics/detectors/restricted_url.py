@@ -1,0 +1,289 @@
+"""Restricted-URL access: requests for sensitive files and admin or debug endpoints.
+
+Rules match the *normalized* path (:func:`l7analytics.urls.normalize_path`), so
+``/%2e%67it/config``, ``//.env`` or ``/a/../.git/HEAD`` cannot slip past a plain string
+match, and a request answered 2xx (the file was served) is more severe than a denied one
+(Wazuh's 31106 idea). Rules can be scoped to destination namespaces and services, restricted to
+methods, and allow named callers (the monitoring stack may read ``/metrics``). OWASP CRS's
+``restricted-files.data`` is loaded as an extra rule when it is installed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from l7analytics.alerts import Alert
+from l7analytics.arrowutil import map_unique
+from l7analytics.config import RestrictedRule, RestrictedUrlConfig
+from l7analytics.detectors.base import (
+    DetectionContext,
+    Detector,
+    bucket_column,
+    glob_mask,
+    glob_regex,
+)
+from l7analytics.urls import normalize_path
+
+#: Where Debian's ``modsecurity-crs`` package puts CRS data files.
+CRS_DATA_DIRS = (Path("/usr/share/modsecurity-crs/rules"), Path("/etc/modsecurity/crs/rules"))
+
+
+def load_crs_list(setting: bool | str, filename: str) -> list[str]:
+    """Entries of a CRS ``.data`` file: ``auto`` looks in the usual places, a string is a path."""
+    if setting is False or setting == "false":
+        return []
+    if setting in (True, "auto"):
+        candidates = [d / filename for d in CRS_DATA_DIRS]
+    else:
+        candidates = [Path(str(setting))]
+    for path in candidates:
+        if path.is_file():
+            lines = path.read_text(errors="replace").splitlines()
+            return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
+    if setting not in (True, "auto"):
+        from l7analytics.errors import ConfigError
+
+        raise ConfigError(f"CRS data file not found: {setting}")
+    return []
+
+
+def _rule_regex(rule: RestrictedRule) -> re.Pattern[str]:
+    parts = []
+    for prefix in rule.prefix:
+        escaped = re.escape(prefix.rstrip("/") if prefix != "/" else prefix)
+        parts.append(f"^{escaped}" if prefix.endswith("/") else f"^{escaped}(?:/|$)")
+    parts += [glob_regex(g) for g in rule.glob]
+    parts += list(rule.regex)
+    parts += [re.escape(c) for c in rule.contains]
+    flags = 0 if rule.case_sensitive else re.IGNORECASE
+    return re.compile("|".join(f"(?:{p})" for p in parts), flags)
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledRule:
+    rule: RestrictedRule
+    pattern: re.Pattern[str]
+
+
+class RestrictedUrlDetector(Detector):
+    """Alerts on every caller that requested a path a rule restricts.
+
+    Parameters
+    ----------
+    config : RestrictedUrlConfig
+        Rules, the 2xx severity boost and whether to load OWASP CRS's list.
+
+    One alert per (caller workload, destination, rule) and window; ``severity`` is the rule's,
+    plus ``success_severity_boost`` when any matching request was answered 2xx.
+    """
+
+    id = "l7.restricted_url"
+    version = "1"
+    columns = (
+        "end_time", "count", "src_workload", "src_namespace", "src_name_aggr", "dest",
+        "dest_namespace", "dest_name_aggr", "dest_service_name", "host", "method", "url_path",
+        "response_status",
+    )  # fmt: skip
+    keys = (
+        "bucket", "rule_id", "src_workload", "src_namespace", "src_name_aggr", "dest",
+        "dest_namespace", "dest_name_aggr", "dest_service_name", "host", "method", "url_path",
+        "normalized_path", "response_status",
+    )  # fmt: skip
+
+    def __init__(self, config: RestrictedUrlConfig | None = None) -> None:
+        self.config = config or RestrictedUrlConfig()
+        rules = list(self.config.all_rules)
+        crs = load_crs_list(self.config.crs_restricted_files, "restricted-files.data")
+        if crs:
+            rules.append(
+                RestrictedRule(
+                    id="crs-restricted-files",
+                    description="a file OWASP CRS lists as restricted",
+                    contains=crs,
+                    severity=self.config.crs_severity,
+                    mitre_ids=["T1595.003"],
+                )
+            )
+        self._rules = [_CompiledRule(r, _rule_regex(r)) for r in rules]
+        self._by_id = {c.rule.id: c.rule for c in self._rules}
+        self._path_cache: dict[str | None, tuple[str | None, str]] = {}
+
+    @property
+    def rules(self) -> list[RestrictedRule]:
+        return [c.rule for c in self._rules]
+
+    def match_path(self, path: str | None) -> tuple[str | None, str]:
+        """``(normalized path, comma-joined ids of the rules whose pattern matches)``."""
+        normalized = normalize_path(path)
+        if normalized is None:
+            return None, ""
+        hits = [c.rule.id for c in self._rules if c.pattern.search(normalized)]
+        return normalized, ",".join(hits)
+
+    def summarize(self, batch: pa.Table, bucket: timedelta) -> pa.Table:
+        matched = map_unique(
+            batch.column("url_path"),
+            self.match_path,
+            pa.struct([("normalized", pa.string()), ("rules", pa.string())]),
+            cache=self._path_cache,
+        )
+        rule_ids = pc.struct_field(matched, "rules")
+        candidate = pc.fill_null(pc.not_equal(rule_ids, ""), False)
+        if not pc.any(candidate).as_py():
+            return self._empty()
+        rows = batch.filter(candidate)
+        rows = rows.append_column(
+            "normalized_path", pc.struct_field(matched, "normalized").filter(candidate)
+        )
+        rows = rows.append_column("rule_ids", rule_ids.filter(candidate))
+        parts = []
+        for compiled in self._rules:
+            rule = compiled.rule
+            mask = np.array(
+                [rule.id in ids.split(",") for ids in rows.column("rule_ids").to_pylist()]
+            )
+            mask &= self._in_scope(rows, rule)
+            if mask.any():
+                hit = rows.filter(pa.array(mask))
+                parts.append(hit.append_column("rule_id", pa.array([rule.id] * hit.num_rows)))
+        if not parts:
+            return self._empty()
+        hits = pa.concat_tables(parts)
+        hits = hits.append_column("bucket", bucket_column(hits.column("end_time"), bucket))
+        hits = hits.append_column("records", pa.array(np.ones(hits.num_rows, dtype=np.int64)))
+        grouped = (
+            hits.select([*self.keys, "count", "records"])
+            .group_by(list(self.keys), use_threads=False)
+            .aggregate([("count", "sum"), ("records", "sum")])
+        )
+        return grouped.rename_columns(
+            [
+                {"count_sum": "requests", "records_sum": "records"}.get(n, n)
+                for n in grouped.column_names
+            ]
+        )
+
+    def _in_scope(self, rows: pa.Table, rule: RestrictedRule) -> np.ndarray:
+        mask = glob_mask(rows.column("dest_namespace"), rule.dest_namespaces)
+        mask &= glob_mask(rows.column("dest_service_name"), rule.dest_services) | (
+            "*" in rule.dest_services
+        )
+        if rule.methods:
+            allowed = [m.upper() for m in rule.methods]
+            mask &= glob_mask(pc.utf8_upper(rows.column("method")), allowed)
+        if rule.allowed_callers:
+            mask &= ~glob_mask(rows.column("src_workload"), rule.allowed_callers)
+        return mask
+
+    def _empty(self) -> pa.Table:
+        fields = [pa.field(k, pa.string()) for k in self.keys]
+        fields[0] = pa.field("bucket", pa.timestamp("s", tz="UTC"))
+        fields[self.keys.index("response_status")] = pa.field("response_status", pa.int16())
+        return pa.schema(
+            [*fields, pa.field("requests", pa.int64()), pa.field("records", pa.int64())]
+        ).empty_table()
+
+    def detect(self, summary: pa.Table, context: DetectionContext) -> list[Alert]:
+        if summary.num_rows == 0:
+            return []
+        frame = summary.to_pandas()
+        frame["success"] = frame["response_status"].fillna(0).between(200, 299)
+        alerts = []
+        entity_keys = ["bucket", "src_workload", "dest", "rule_id"]
+        for key, group in frame.groupby(entity_keys, sort=True, dropna=False):
+            alerts.append(self._alert(key, group, context))
+        return alerts
+
+    def _alert(self, key: tuple, group: pd.DataFrame, context: DetectionContext) -> Alert:
+        bucket_start, caller, dest, rule_id = key
+        rule = self._by_id[rule_id]
+        requests = int(group["requests"].sum())
+        succeeded = int(group.loc[group["success"], "requests"].sum())
+        paths = (
+            group.groupby(["url_path", "normalized_path"], dropna=False)
+            .agg(
+                requests=("requests", "sum"),
+                statuses=("response_status", lambda s: sorted({int(v) for v in s.dropna()})),
+            )
+            .reset_index()
+            .sort_values(["requests", "url_path"], ascending=[False, True])
+        )
+        boost = self.config.success_severity_boost if succeeded else 0
+        examples = ", ".join(paths["url_path"].head(3))
+        outcome = f"{succeeded} answered 2xx" if succeeded else "none answered 2xx"
+        dest_text = dest if isinstance(dest, str) else "an unknown destination"
+        start = pd.Timestamp(bucket_start).to_pydatetime()
+        description = (
+            f"{caller} requested {rule.description} on {dest_text}: {requests} requests to "
+            f"{len(paths)} path(s) such as {examples}; {outcome}."
+        )
+        first = group.sort_values("requests", ascending=False).iloc[0]
+        return Alert.create(
+            detector=self.id,
+            entity=f"{caller}|{dest}|{rule_id}",
+            window_start=start,
+            window_end=start + context.bucket,
+            severity=rule.severity + boost,
+            name=f"Restricted URL access: {rule.id}",
+            description=description,
+            host=_none(first["host"]),
+            source_namespace=_none(first["src_namespace"]),
+            source_name_aggr=_none(first["src_name_aggr"]),
+            dest_namespace=_none(first["dest_namespace"]),
+            dest_name_aggr=_none(first["dest_name_aggr"]),
+            dest_service_name=_none(first["dest_service_name"]),
+            mitre_tactic=(
+                "Initial Access"
+                if succeeded and rule.mitre_tactic == "Reconnaissance"
+                else rule.mitre_tactic
+            ),
+            mitre_ids=list(rule.mitre_ids),
+            mitigations=list(rule.mitigations),
+            record={
+                "detector_version": self.version,
+                "run_mode": context.run_mode,
+                "caller": caller,
+                "dest": _none(dest),
+                "rule_id": rule.id,
+                "rule_description": rule.description,
+                "paths": [
+                    {
+                        "path": r.url_path,
+                        "normalized": r.normalized_path,
+                        "requests": int(r.requests),
+                        "statuses": r.statuses,
+                    }
+                    for r in paths.head(20).itertuples()
+                ],
+                "methods": sorted({m for m in group["method"].dropna()}),
+                "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
+                "observed": {
+                    "requests": requests,
+                    "succeeded_requests": succeeded,
+                    "distinct_paths": len(paths),
+                },
+                "thresholds": {"rule_severity": rule.severity, "success_boost": boost},
+                "score": float(min(100, rule.severity + boost)),
+                "score_meaning": "rule severity plus the success boost; higher is worse",
+            },
+        )
+
+
+def _none(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    return str(value)
+
+
+def restricted_rule_ids(detector: RestrictedUrlDetector, paths: Sequence[str]) -> list[str]:
+    """Rule ids matched by each path (handy in notebooks and tests)."""
+    return [detector.match_path(p)[1] for p in paths]

@@ -1,0 +1,229 @@
+"""URL scans: one caller probing many routes that do not exist or are denied.
+
+Per caller workload and window, weighted by ``count``: requests, distinct routes (path
+templates), routes that only ever failed (401/403/404/405), distinct failed paths, error share,
+destinations touched, and known scanner user agents when Calico logs them. The share is taken
+over *routes*, not requests: every internet client is the one caller ``pub``, and a wordlist
+scan mixed into busy legitimate traffic hardly moves the request error rate, but it multiplies
+the routes that only ever failed. Path templates (not raw paths) keep a shop's thousands of
+product ids from looking like a scan.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from l7analytics.alerts import Alert
+from l7analytics.arrowutil import map_unique
+from l7analytics.config import UrlScanConfig
+from l7analytics.detectors.base import DetectionContext, Detector, bucket_column
+from l7analytics.detectors.restricted_url import _none, load_crs_list
+
+
+class UrlScanDetector(Detector):
+    """Alerts on callers whose window looks like a wordlist scan or a known scanner.
+
+    Parameters
+    ----------
+    config : UrlScanConfig
+        Thresholds; see ``defaults/config.yaml`` for their meaning.
+
+    ``record.score`` is the share of routes that only failed (0-1, higher is more scan-like);
+    it fired when it reached ``min_error_template_share`` together with the count thresholds.
+    """
+
+    id = "l7.url_scan"
+    version = "1"
+    columns = (
+        "end_time", "count", "src_workload", "src_namespace", "src_name_aggr", "dest", "host",
+        "url_path", "path_template", "response_status", "user_agent",
+    )  # fmt: skip
+    keys = (
+        "bucket", "src_workload", "src_namespace", "src_name_aggr", "dest", "host",
+        "path_template", "error_path", "scanner_agent",
+    )  # fmt: skip
+
+    def __init__(self, config: UrlScanConfig | None = None) -> None:
+        self.config = config or UrlScanConfig()
+        agents = [a.lower() for a in self.config.scanner_user_agents]
+        agents += [
+            a.lower()
+            for a in load_crs_list(self.config.crs_scanner_user_agents, "scanners-user-agents.data")
+        ]
+        self._agents = sorted(set(agents))
+        self._agent_cache: dict[str | None, str | None] = {}
+        self._errors = pa.array(self.config.error_statuses, pa.int16())
+
+    def scanner_agent(self, user_agent: str | None) -> str | None:
+        """The known scanner named in a user agent, or ``None``."""
+        if not user_agent:
+            return None
+        lowered = user_agent.lower()
+        for agent in self._agents:
+            if agent in lowered:
+                return agent
+        return None
+
+    def summarize(self, batch: pa.Table, bucket: timedelta) -> pa.Table:
+        is_error = pc.fill_null(pc.is_in(batch.column("response_status"), self._errors), False)
+        error_path = pc.if_else(is_error, batch.column("url_path"), pa.scalar(None, pa.string()))
+        count = pc.fill_null(batch.column("count"), 0)
+        errors = pc.if_else(is_error, count, 0)
+        agent = map_unique(
+            batch.column("user_agent"), self.scanner_agent, pa.string(), cache=self._agent_cache
+        )
+        table = pa.table(
+            {
+                "bucket": bucket_column(batch.column("end_time"), bucket),
+                **{k: batch.column(k) for k in self.keys if k in batch.column_names},
+                "error_path": error_path,
+                "scanner_agent": agent,
+                "requests": count,
+                "error_requests": errors,
+            }
+        )
+        grouped = table.group_by(list(self.keys), use_threads=False).aggregate(
+            [("requests", "sum"), ("error_requests", "sum")]
+        )
+        return grouped.rename_columns([n.removesuffix("_sum") for n in grouped.column_names])
+
+    def detect(self, summary: pa.Table, context: DetectionContext) -> list[Alert]:
+        if summary.num_rows == 0:
+            return []
+        frame = summary.to_pandas()
+        alerts = []
+        for (bucket_start, caller), group in frame.groupby(["bucket", "src_workload"], sort=True):
+            metrics = self._metrics(group)
+            if self._fires(metrics):
+                alerts.append(self._alert(bucket_start, caller, group, metrics, context))
+        return alerts
+
+    def _metrics(self, group: pd.DataFrame) -> dict[str, float]:
+        routes = group.groupby(["dest", "path_template"], dropna=False)[
+            ["requests", "error_requests"]
+        ].sum()
+        error_only = int(
+            ((routes["error_requests"] == routes["requests"]) & (routes["requests"] > 0)).sum()
+        )
+        requests = int(group["requests"].sum())
+        error_requests = int(group["error_requests"].sum())
+        scanner = group.loc[group["scanner_agent"].notna(), "requests"].sum()
+        return {
+            "requests": requests,
+            "error_requests": error_requests,
+            "error_share": error_requests / requests if requests else 0.0,
+            "templates": len(routes),
+            "error_only_templates": error_only,
+            "error_only_template_share": error_only / max(len(routes), self.config.min_templates),
+            "distinct_error_paths": int(group["error_path"].nunique(dropna=True)),
+            "destinations": int(group["dest"].nunique(dropna=True)),
+            "scanner_requests": int(scanner),
+        }
+
+    def _fires(self, m: dict[str, float]) -> bool:
+        c = self.config
+        wordlist = (
+            m["requests"] >= c.min_requests
+            and m["error_only_templates"] >= c.min_distinct_error_templates
+            and m["error_only_template_share"] >= c.min_error_template_share
+        )
+        return wordlist or m["scanner_requests"] >= c.min_scanner_requests
+
+    def _alert(
+        self,
+        bucket_start: object,
+        caller: str,
+        group: pd.DataFrame,
+        m: dict[str, float],
+        context: DetectionContext,
+    ) -> Alert:
+        c = self.config
+        start = pd.Timestamp(bucket_start).to_pydatetime()
+        probed = (
+            group.dropna(subset=["error_path"])
+            .groupby("error_path")["error_requests"]
+            .sum()
+            .sort_values(ascending=False, kind="stable")
+        )
+        top = [{"path": p, "requests": int(n)} for p, n in probed.head(c.top_paths).items()]
+        dests = group.groupby("dest")["requests"].sum().sort_values(ascending=False)
+        agents = sorted({a for a in group["scanner_agent"].dropna()})
+        hosts = sorted({h for h in group["host"].dropna()})
+        severity = c.severity + min(20, m["error_only_templates"] / 25)
+        severity += 10 if m["destinations"] >= 3 else 0
+        severity += 10 if agents else 0
+        lost = _unlogged(context, start, start + context.bucket, hosts)
+        description = (
+            f"{caller} probed {m['error_only_templates']} routes that only failed "
+            f"({m['distinct_error_paths']} distinct failing paths, "
+            f"{m['error_only_template_share']:.0%} of {m['templates']} routes) with "
+            f"{m['requests']} requests to {m['destinations']} destination(s); "
+            f"error share {m['error_share']:.0%}"
+            + (f"; scanner user agent {', '.join(agents)}" if agents else "")
+            + (f"; {lost} requests on its nodes were not logged" if lost else "")
+            + "."
+        )
+        first = group.sort_values("requests", ascending=False).iloc[0]
+        return Alert.create(
+            detector=self.id,
+            entity=caller,
+            window_start=start,
+            window_end=start + context.bucket,
+            severity=severity,
+            name="URL scan",
+            description=description,
+            host=hosts[0] if len(hosts) == 1 else None,
+            source_namespace=_none(first["src_namespace"]),
+            source_name_aggr=_none(first["src_name_aggr"]),
+            dest_service_name=_service(dests.index[0]) if len(dests) == 1 else None,
+            mitre_tactic="Reconnaissance",
+            mitre_ids=["T1595.003", "T1595.002"] if agents else ["T1595.003"],
+            mitigations=[
+                "Block or rate-limit the caller at the ingress or with a NetworkPolicy",
+                "Check whether any probed path was served (2xx)",
+            ],
+            record={
+                "detector_version": self.version,
+                "run_mode": context.run_mode,
+                "caller": caller,
+                "paths": top,
+                "destinations": [
+                    {"dest": d, "requests": int(n)} for d, n in dests.head(10).items()
+                ],
+                "hosts": hosts,
+                "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
+                "scanner_user_agents": agents,
+                "unlogged_requests_on_hosts": lost,
+                "observed": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()},
+                "thresholds": {
+                    "min_requests": c.min_requests,
+                    "min_distinct_error_templates": c.min_distinct_error_templates,
+                    "min_error_template_share": c.min_error_template_share,
+                    "min_templates": c.min_templates,
+                    "min_scanner_requests": c.min_scanner_requests,
+                },
+                "score": round(float(m["error_only_template_share"]), 4),
+                "score_meaning": "share of routes that only failed; higher is more scan-like",
+            },
+        )
+
+
+def _service(dest: str) -> str | None:
+    return dest.split("/", 1)[-1] if isinstance(dest, str) else None
+
+
+def _unlogged(context: DetectionContext, start: object, end: object, hosts: list[str]) -> int:
+    """Requests Calico dropped (``unlogged``) on the caller's nodes during the window."""
+    table = context.unlogged
+    if table is None or table.num_rows == 0 or not hosts:
+        return 0
+    frame = table.to_pandas()
+    in_window = (frame["end_time"] > pd.Timestamp(start)) & (frame["end_time"] <= pd.Timestamp(end))
+    return int(frame.loc[in_window & frame["host"].isin(hosts), "count"].sum())
+
+
+__all__ = ["UrlScanDetector"]

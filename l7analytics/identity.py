@@ -1,0 +1,58 @@
+"""Workload identity that survives rollouts, CronJob runs and pod restarts.
+
+Calico's ``*_name_aggr`` is the pod's ``generateName`` plus ``*``. For a Deployment that embeds
+the ReplicaSet's pod-template hash (``frontend-7d9f8c6b5-*``), which changes at every rollout;
+for a CronJob it embeds the scheduled time in minutes (``db-backup-29401234-*``). Keyed on the
+raw name, every deploy and every CronJob run looks like a new caller. The workload identity
+drops those parts: ``shop/frontend``, ``billing/db-backup``. Non-pod endpoints keep their name
+(``-/pub``, ``-/pvt``, a NetworkSet or host name).
+
+Kubernetes builds the hash from the alphabet ``bcdfghjklmnpqrstvwxz2456789`` (no vowels, no
+``0 1 3``), 6 to 10 characters, so ordinary words (``backend``, ``service``) are never taken
+for a hash.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_K8S_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+#: RE2 and Python ``re`` accept the same pattern.
+GENERATED_SUFFIX = rf"(?:-[{_K8S_SAFE}]{{6,10}}|-[0-9]{{8,}})?(?:-[{_K8S_SAFE}]{{5}})?-?\*$"
+_GENERATED_SUFFIX_RE = re.compile(GENERATED_SUFFIX)
+MISSING_NAMESPACE = "-"
+
+
+def workload_name(name_aggr: str | None) -> str | None:
+    """The workload name inside an aggregated pod name.
+
+    >>> workload_name("frontend-7d9f8c6b5-*")
+    'frontend'
+    >>> workload_name("db-backup-29401234-*")
+    'db-backup'
+    >>> workload_name("pub")
+    'pub'
+    """
+    if name_aggr is None:
+        return None
+    return _GENERATED_SUFFIX_RE.sub("", name_aggr) or name_aggr
+
+
+def workload_id(namespace: str | None, name_aggr: str | None) -> str | None:
+    """``namespace/workload``; ``-`` stands for a missing namespace."""
+    name = workload_name(name_aggr)
+    if name is None:
+        return None
+    return f"{namespace or MISSING_NAMESPACE}/{name}"
+
+
+def workload_column(namespace: pa.Array, name_aggr: pa.Array) -> pa.Array:
+    """Vectorized :func:`workload_id` over Arrow columns (RE2, no Python per row)."""
+    names = pc.replace_substring_regex(name_aggr, pattern=GENERATED_SUFFIX, replacement="")
+    names = pc.if_else(pc.equal(names, ""), name_aggr, names)
+    namespaces = pc.fill_null(namespace, MISSING_NAMESPACE)
+    joined = pc.binary_join_element_wise(namespaces, names, "/")
+    return pc.if_else(pc.is_null(name_aggr), pa.scalar(None, pa.string()), joined)

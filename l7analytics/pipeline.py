@@ -1,0 +1,295 @@
+"""The use cases: extract a window into the lake, train, score and publish.
+
+Each function takes its ports (source, lake, sinks, model store) as arguments and is a pure
+function of its window and the lake's content, so Airflow tasks, the CLI and notebooks call
+the same code, and re-running a window gives the same partitions and the same alert ids.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from l7analytics.adapters.lake import ParquetLake
+from l7analytics.alerts import Alert, suppress
+from l7analytics.allowlist import COLUMNS as ALLOWLIST_COLUMNS
+from l7analytics.allowlist import remove_allowlisted
+from l7analytics.config import Settings
+from l7analytics.detectors import DetectionContext, Detector, UnusualPairDetector, build_detectors
+from l7analytics.detectors.unusual_pair import combine_history, history_summary
+from l7analytics.errors import ConfigError, L7AnalyticsError, ModelError
+from l7analytics.normalize import normalize_table
+from l7analytics.ports import AlertSink, LogSource, ModelStore, Quarantine
+from l7analytics.windows import Window, iso
+
+#: Summaries the lake keeps per partition (so history reads are cheap).
+LAKE_SUMMARIES = {"pairs": (history_summary, combine_history)}
+#: Partial aggregates are combined when they hold more rows than this (bounded memory).
+_COMBINE_ROWS = 2_000_000
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class ExtractResult:
+    documents: int = 0
+    records: int = 0
+    requests: int = 0
+    unlogged_records: int = 0
+    unlogged_requests: int = 0
+    quarantined: int = 0
+    outside_window: int = 0
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def unlogged_share(self) -> float:
+        total = self.requests + self.unlogged_requests
+        return self.unlogged_requests / total if total else 0.0
+
+
+def extract(
+    source: LogSource,
+    lake: ParquetLake,
+    window: Window | None,
+    quarantine: Quarantine,
+    *,
+    run_mode: str = "scheduled",
+    progress: Progress | None = None,
+) -> ExtractResult:
+    """Read ``source`` into the lake, replacing the partitions of ``window``.
+
+    Without a window every partition the data touches is replaced. Records outside the window
+    are counted and skipped (they belong to another window's run); rejected documents go to
+    ``quarantine`` with the reason; ``unlogged`` overflow records go to their own dataset.
+    """
+    result = ExtractResult()
+    started = time.perf_counter()
+
+    def records() -> Iterator[pa.Table]:
+        for raw in source.batches(window):
+            for origin, reason, text in raw.unparsable:
+                quarantine.add(origin, reason, text)
+            result.quarantined += len(raw.unparsable)
+            result.documents += raw.table.num_rows + len(raw.unparsable)
+            batch = normalize_table(raw.table)
+            for row, reason in zip(batch.rejected_rows, batch.reasons, strict=True):
+                quarantine.add(raw.origin(row), reason, raw.raw_record(row))
+            result.quarantined += len(batch.rejected_rows)
+            table, unlogged = batch.records, batch.unlogged
+            if window is not None:
+                table = _in_window(table, window)
+                unlogged_in = _in_window(unlogged, window)
+                result.outside_window += (
+                    batch.records.num_rows
+                    - table.num_rows
+                    + unlogged.num_rows
+                    - unlogged_in.num_rows
+                )
+                unlogged = unlogged_in
+            writer.add_unlogged(unlogged)
+            result.records += table.num_rows
+            result.requests += int(pc.sum(table.column("count")).as_py() or 0)
+            result.unlogged_records += unlogged.num_rows
+            result.unlogged_requests += int(pc.sum(unlogged.column("count")).as_py() or 0)
+            if progress is not None:
+                progress(raw.table.num_rows + len(raw.unparsable))
+            yield table
+
+    with lake.writer(window, source.description, LAKE_SUMMARIES, run_mode) as writer:
+        writer.write(records())
+        quarantine.close()
+        result.partitions = writer.commit()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _in_window(table: pa.Table, window: Window) -> pa.Table:
+    end = table.column("end_time")
+    ts = pa.timestamp("s", tz="UTC")
+    mask = pc.and_(
+        pc.greater_equal(end, pa.scalar(window.start, ts)), pc.less(end, pa.scalar(window.end, ts))
+    )
+    return table.filter(mask)
+
+
+# -- reading the lake for detectors ---------------------------------------------------------
+@dataclass
+class WindowSummary:
+    """Every detector's combined partial aggregate of one window."""
+
+    summaries: dict[str, pa.Table]
+    allowlisted: dict[str, int]
+    rows: int
+
+
+def summarize_window(
+    lake: ParquetLake,
+    window: Window,
+    detectors: Sequence[Detector],
+    settings: Settings,
+    progress: Progress | None = None,
+) -> WindowSummary:
+    """One streaming pass over the window feeding every detector's ``summarize``."""
+    columns = sorted({c for d in detectors for c in d.columns} | set(ALLOWLIST_COLUMNS))
+    partials: dict[str, list[pa.Table]] = defaultdict(list)
+    allowlisted: dict[str, int] = defaultdict(int)
+    rows = 0
+    bucket = settings.window_delta
+    for batch in lake.read(window, columns):
+        table = pa.Table.from_batches([batch])
+        rows += table.num_rows
+        for detector in detectors:
+            kept, removed = remove_allowlisted(table, settings.allowlist, detector.id)
+            allowlisted[detector.id] += removed
+            parts = partials[detector.id]
+            parts.append(detector.summarize(kept, bucket))
+            if sum(p.num_rows for p in parts) > _COMBINE_ROWS:
+                partials[detector.id] = [detector.combine(parts)]
+        if progress is not None:
+            progress(batch.num_rows)
+    summaries = {}
+    for detector in detectors:
+        parts = partials[detector.id]
+        summaries[detector.id] = (
+            detector.combine(parts) if parts else detector.summarize(_empty(lake, columns), bucket)
+        )
+    return WindowSummary(summaries, dict(allowlisted), rows)
+
+
+def _empty(lake: ParquetLake, columns: list[str]) -> pa.Table:
+    from l7analytics.schema import L7_SCHEMA
+
+    return L7_SCHEMA.empty_table().select(columns)
+
+
+def read_history(lake: ParquetLake, window: Window, history: timedelta) -> pa.Table:
+    """Per-pair first/last seen over ``history`` before ``window`` (from partition summaries)."""
+    return combine_history(lake.summaries(Window(window.start - history, window.start), "pairs"))
+
+
+# -- training ---------------------------------------------------------------------------------
+@dataclass
+class TrainResult:
+    detector: str
+    version: str
+    training_window: Window
+    rows: int
+    seconds: float
+    path: str
+
+
+def train(
+    lake: ParquetLake,
+    window: Window,
+    settings: Settings,
+    store: ModelStore,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Fit the unusual-pair model on ``window`` of the lake and save it as a new version."""
+    started = time.perf_counter()
+    detector = UnusualPairDetector(settings.detectors.unusual_pair)
+    summary = summarize_window(lake, window, [detector], settings, progress)
+    history = read_history(lake, window, detector.config.history_delta)
+    context = DetectionContext(
+        window=window, bucket=settings.window_delta, run_mode="training", history=history
+    )
+    detector.fit(summary.summaries[detector.id], context)
+    model = detector.model_
+    metadata = {
+        "training_start": iso(window.start),
+        "training_end": iso(window.end),
+        "rows": model.n_rows,
+        "features": list(model.feature_names),
+        "params": model.params,
+    }
+    path = store.save(detector.id, model.version, model, metadata)
+    return TrainResult(
+        detector.id, model.version, window, model.n_rows, time.perf_counter() - started, path
+    )
+
+
+# -- scoring ----------------------------------------------------------------------------------
+@dataclass
+class DetectorOutcome:
+    """How one detector's run went (one failing detector does not stop the others)."""
+
+    status: str  # "ok", "degraded" or "failed"
+    alerts: int = 0
+    message: str = ""
+    model_version: str | None = None
+    allowlisted_rows: int = 0
+
+
+@dataclass
+class ScoreResult:
+    window: Window
+    records: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    outcomes: dict[str, DetectorOutcome] = field(default_factory=dict)
+    written: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[str]:
+        return [d for d, o in self.outcomes.items() if o.status == "failed"]
+
+
+def score(
+    lake: ParquetLake,
+    window: Window,
+    settings: Settings,
+    sinks: Sequence[AlertSink],
+    store: ModelStore | None = None,
+    *,
+    run_mode: str = "scheduled",
+    detectors: Sequence[Detector] | None = None,
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """Run the detectors over ``window`` of the lake and write the alerts to every sink."""
+    started = time.perf_counter()
+    if not window.is_aligned(settings.window_delta):
+        raise ConfigError(
+            f"score window {window} must start and end on multiples of window={settings.window}"
+        )
+    detectors = list(detectors) if detectors is not None else build_detectors(settings)
+    result = ScoreResult(window)
+    summary = summarize_window(lake, window, detectors, settings, progress)
+    result.records = summary.rows
+    unlogged = lake.read_table(window, dataset="unlogged")
+    alerts: list[Alert] = []
+    for detector in detectors:
+        outcome = DetectorOutcome(
+            status="ok", allowlisted_rows=summary.allowlisted.get(detector.id, 0)
+        )
+        context = DetectionContext(
+            window=window, bucket=settings.window_delta, run_mode=run_mode, unlogged=unlogged
+        )
+        try:
+            if isinstance(detector, UnusualPairDetector):
+                context.history = read_history(lake, window, detector.config.history_delta)
+                if store is not None:
+                    try:
+                        context.model, context.model_metadata = store.latest(detector.id, window)
+                        outcome.model_version = context.model_metadata.get("version")
+                    except ModelError as exc:
+                        outcome.status, outcome.message = "degraded", f"first-seen only: {exc}"
+            found = detector.detect(summary.summaries[detector.id], context)
+        except L7AnalyticsError as exc:
+            outcome.status, outcome.message = "failed", str(exc)
+            found = []
+        outcome.alerts = len(found)
+        result.outcomes[detector.id] = outcome
+        alerts.extend(found)
+    result.alerts = suppress(alerts, settings.suppression_delta)
+    for sink in sinks:
+        result.written[sink.description] = sink.write(result.alerts)
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,82 @@
+"""The ports: what the core needs from the outside world, as small protocols.
+
+Adapters in :mod:`l7analytics.adapters` implement them (NDJSON files, the Parquet lake, alert
+files; Elasticsearch later). The pipeline takes them as arguments, so tests and notebooks can
+pass in-memory versions and nothing in the core imports a client library or touches a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+
+from l7analytics.alerts import Alert
+from l7analytics.windows import Window
+
+
+@dataclass(slots=True)
+class RawBatch:
+    """Raw documents as a source read them, before validation.
+
+    ``raw_record(i)`` returns the original text of row ``i`` so a rejected document can be
+    quarantined exactly as it arrived; ``origin(i)`` says where it came from (file and line).
+    """
+
+    table: pa.Table
+    raw_record: Callable[[int], str]
+    origin: Callable[[int], str]
+    #: Records the source itself could not parse: (origin, reason, raw text).
+    unparsable: Sequence[tuple[str, str, str]] = ()
+
+
+@runtime_checkable
+class LogSource(Protocol):
+    """Where L7 logs come from (files, Elasticsearch)."""
+
+    #: A human description without secrets, recorded in partition manifests.
+    description: str
+
+    def batches(self, window: Window | None) -> Iterator[RawBatch]:
+        """Raw batches; ``window`` is a hint (sources that can filter should)."""
+        ...
+
+
+@runtime_checkable
+class AlertSink(Protocol):
+    """Where alerts go (files, Elasticsearch, Calico's events index)."""
+
+    description: str
+
+    def write(self, alerts: Sequence[Alert]) -> int:
+        """Write alerts idempotently (same ``id`` twice = one alert); return how many were new
+        or changed."""
+        ...
+
+
+class Quarantine(Protocol):
+    """Where documents that failed validation are kept, with the reason."""
+
+    def add(self, origin: str, reason: str, raw: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ModelStore(Protocol):
+    """Versioned, persisted detector models."""
+
+    def save(self, detector_id: str, version: str, model: object, metadata: dict) -> str: ...
+
+    def latest(self, detector_id: str, trained_before: Window | None) -> tuple[object, dict]: ...
+
+    def versions(self, detector_id: str) -> list[dict]: ...
+
+
+class Lake(Protocol):
+    """The partitioned Parquet store of normalized records."""
+
+    def read(
+        self, window: Window, columns: Iterable[str] | None = None, batch_size: int = 262_144
+    ) -> Iterator[pa.RecordBatch]: ...

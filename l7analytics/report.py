@@ -1,0 +1,144 @@
+"""What a person sees: progress bars on long work and a summary at the end of every run."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from l7analytics.alerts import Alert, severity_band
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def progress_bar(description: str, total: float | None, unit: str = "") -> Iterator[Any]:
+    """A progress bar on stderr; yields ``advance(n)``. Quiet when stderr is not a terminal."""
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        MofNCompleteColumn() if unit != "bytes" else TextColumn(""),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(
+        *columns, console=err_console, transient=True, disable=not sys.stderr.isatty()
+    ) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _fmt(n: float) -> str:
+    return f"{n:,.0f}"
+
+
+def extract_summary(result: Any, lake: str, quarantine: str | None) -> Table:
+    table = Table(title="extract", show_header=False, title_justify="left")
+    rate = result.documents / result.seconds if result.seconds else 0
+    rows = [
+        ("documents read", _fmt(result.documents)),
+        ("records written", _fmt(result.records)),
+        ("requests (sum of count)", _fmt(result.requests)),
+        (
+            "unlogged requests",
+            f"{_fmt(result.unlogged_requests)} ({result.unlogged_share:.2%} of traffic not logged)",
+        ),
+        (
+            "quarantined",
+            _fmt(result.quarantined)
+            + (f"  -> {quarantine}" if result.quarantined and quarantine else ""),
+        ),
+        ("outside the window", _fmt(result.outside_window)),
+        ("partitions replaced", _fmt(len(result.partitions))),
+        ("lake", lake),
+        ("time", f"{result.seconds:.1f} s ({rate:,.0f} documents/s)"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def score_summary(result: Any, sinks: Sequence[str]) -> Table:
+    table = Table(title=f"score {result.window}", title_justify="left")
+    for col in ("detector", "status", "alerts", "model", "allowlisted rows", "note"):
+        table.add_column(col)
+    per_detector = Counter(a.origin for a in result.alerts)
+    for detector, outcome in result.outcomes.items():
+        table.add_row(
+            detector,
+            outcome.status,
+            str(per_detector.get(detector, 0)),
+            outcome.model_version or "-",
+            _fmt(outcome.allowlisted_rows),
+            outcome.message[:80],
+        )
+    rate = result.records / result.seconds if result.seconds else 0
+    table.caption = (
+        f"{_fmt(result.records)} records scored in {result.seconds:.1f} s "
+        f"({rate:,.0f} records/s); {len(result.alerts)} alerts -> "
+        + (", ".join(sinks) or "no sink")
+    )
+    return table
+
+
+def alerts_table(alerts: Sequence[Alert], limit: int = 30) -> Table:
+    table = Table(title=f"alerts ({len(alerts)})", title_justify="left", show_lines=False)
+    for col in ("time", "detector", "sev", "caller", "destination", "description"):
+        table.add_column(col, overflow="fold")
+    for alert in sorted(alerts, key=lambda a: (-a.severity, a.time))[:limit]:
+        record = alert.record
+        dest = record.get("dest") or (record.get("destinations") or [{}])[0].get("dest", "")
+        table.add_row(
+            alert.time,
+            alert.origin.removeprefix("l7."),
+            f"{alert.severity} {severity_band(alert.severity)}",
+            record.get("caller", ""),
+            dest or "",
+            alert.description,
+        )
+    if len(alerts) > limit:
+        table.caption = f"... {len(alerts) - limit} more in the alerts file"
+    return table
+
+
+def evaluation_table(report: dict[str, Any]) -> Table:
+    table = Table(title="detection against the labelled incidents", title_justify="left")
+    for col in (
+        "detector",
+        "incidents",
+        "found",
+        "recall",
+        "alerts",
+        "true",
+        "precision",
+        "on benign events",
+    ):
+        table.add_column(col)
+    for detector, m in report["detectors"].items():
+        table.add_row(
+            detector,
+            str(m["incidents"]),
+            str(m["found"]),
+            f"{m['recall']:.2f}",
+            str(m["alerts"]),
+            str(m["true_alerts"]),
+            f"{m['precision']:.2f}",
+            str(m["benign_alerts"]),
+        )
+    return table
