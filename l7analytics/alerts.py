@@ -155,8 +155,14 @@ def _merge(detector: str, entity: str, period_start: datetime, members: list[Ale
         **worst.record,
         "occurrences": len(windows),
         "occurrence_windows": windows,
-        "first_window_start": min(a.record["window_start"] for a in members),
-        "last_window_end": max(a.record["window_end"] for a in members),
+        # A member may itself be a merged alert (an idempotent sink re-merges what it stored):
+        # its span is first_window_start..last_window_end, not its worst window.
+        "first_window_start": min(
+            a.record.get("first_window_start", a.record["window_start"]) for a in members
+        ),
+        "last_window_end": max(
+            a.record.get("last_window_end", a.record["window_end"]) for a in members
+        ),
         "suppression_period_start": iso(period_start),
     }
     return replace(

@@ -153,7 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     console.print(
         f"wrote {summary.documents:,} documents ({summary.requests:,} requests) "
-        f"to {args.out}; incidents: {dict(summary.incidents)}; "
+        f"to {args.out}; incidents: {summary.incidents_by_kind}; "
         f"labels: {summary.labels_path}"
     )
     return 0

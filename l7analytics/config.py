@@ -104,7 +104,8 @@ class UrlScanConfig(_Strict):
 class UnusualPairConfig(_Strict):
     enabled: bool = True
     history: Duration = "14d"
-    min_support: int = Field(default=5, ge=1)
+    min_support: int = Field(default=20, ge=1)
+    min_support_first_seen: int = Field(default=3, ge=1)
     min_training_rows: int = Field(default=200, ge=10)
     warmup: Duration = "1d"
     n_estimators: int = Field(default=200, ge=10, le=5000)
@@ -112,7 +113,8 @@ class UnusualPairConfig(_Strict):
     contamination: float | Literal["auto"] = "auto"
     random_state: int = 0
     score_threshold: float = Field(default=-0.05, ge=-1, le=1)
-    score_quantile: float = Field(default=0.002, gt=0, lt=0.5)
+    score_quantile: float = Field(default=0.0005, gt=0, lt=0.5)
+    deviation_threshold: float = Field(default=8.0, gt=0)
     new_destination_severity: int = Field(default=70, ge=0, le=100)
     severity: int = Field(default=50, ge=0, le=100)
     top_features: int = Field(default=3, ge=1, le=12)

@@ -1,7 +1,11 @@
 """Precision and recall of alerts against labelled incidents (generated or hand-labelled).
 
 An alert is *true* when its caller and window match a labelled malicious incident (of any
-kind: a scanner that also fetched ``/.git/config`` is rightly caught by two detectors). An
+kind: a scanner that also fetched ``/.git/config`` is rightly caught by two detectors). A
+request relayed by a proxy is logged at both hops, so an incident's ``also_seen_as`` callers
+(the ingress controller forwarding an internet scan) match too, and the incident's end is
+extended by one Calico flush interval, because a window on ``end_time`` sees requests up to
+five minutes after they happened. An
 incident is *found* by its own detector when one of that detector's alerts matches it. Alerts
 that match a labelled benign event (a rollout, new product ids, a CronJob) are counted apart:
 they are the false positives a naive detector would raise.
@@ -10,12 +14,13 @@ they are the false positives a naive detector would raise.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from l7analytics.windows import parse_time
 
 DETECTORS = ("l7.restricted_url", "l7.url_scan", "l7.unusual_pair")
+FLUSH_INTERVAL = timedelta(minutes=5)
 
 
 def _span(item: Mapping[str, Any]) -> tuple[datetime, datetime]:
@@ -30,12 +35,14 @@ def _alert_span(alert: Mapping[str, Any]) -> tuple[datetime, datetime]:
 
 
 def matches(alert: Mapping[str, Any], incident: Mapping[str, Any]) -> bool:
-    """Same caller workload and overlapping time."""
-    if alert["record"].get("caller") != incident.get("src_workload"):
+    """Same caller workload (or a relaying hop) and overlapping time."""
+    callers = {incident.get("src_workload")}
+    callers |= {hop.get("src_workload") for hop in incident.get("also_seen_as", [])}
+    if alert["record"].get("caller") not in callers:
         return False
     a_start, a_end = _alert_span(alert)
     i_start, i_end = _span(incident)
-    return a_start < i_end and i_start < a_end
+    return a_start < i_end + FLUSH_INTERVAL and i_start < a_end
 
 
 def evaluate(

@@ -7,9 +7,9 @@ raw name, every deploy and every CronJob run looks like a new caller. The worklo
 drops those parts: ``shop/frontend``, ``billing/db-backup``. Non-pod endpoints keep their name
 (``-/pub``, ``-/pvt``, a NetworkSet or host name).
 
-Kubernetes builds the hash from the alphabet ``bcdfghjklmnpqrstvwxz2456789`` (no vowels, no
-``0 1 3``), 6 to 10 characters, so ordinary words (``backend``, ``service``) are never taken
-for a hash.
+The pod-template hash is Kubernetes' ``SafeEncodeString`` of a decimal hash, so it only holds
+the ten characters the digits map to (``456789bcdf``), 6 to 10 of them; ordinary words
+(``backend``, ``service``, ``https``) are never taken for one.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _K8S_SAFE = "bcdfghjklmnpqrstvwxz2456789"
-#: RE2 and Python ``re`` accept the same pattern.
-GENERATED_SUFFIX = rf"(?:-[{_K8S_SAFE}]{{6,10}}|-[0-9]{{8,}})?(?:-[{_K8S_SAFE}]{{5}})?-?\*$"
+#: The pod-template hash is ``SafeEncodeString`` of a decimal number, so only the ten letters
+#: the digits map to occur in it.
+_TEMPLATE_HASH = "456789bcdf"
+#: RE2 and Python ``re`` accept the same pattern. A pod's 5-character random suffix is only
+#: stripped after a pod-template hash: alone it would eat words such as ``https`` or ``pgsql``.
+GENERATED_SUFFIX = rf"(?:-[{_TEMPLATE_HASH}]{{6,10}}(?:-[{_K8S_SAFE}]{{5}})?|-[0-9]{{8,}})?-?\*$"
 _GENERATED_SUFFIX_RE = re.compile(GENERATED_SUFFIX)
 MISSING_NAMESPACE = "-"
 

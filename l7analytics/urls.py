@@ -138,9 +138,15 @@ def _vowel_share(letters: str) -> float:
 
 
 def _looks_like_word(segment: str) -> bool:
-    """Route words with a version or a number in them: ``v1``, ``api2``, ``oauth2``, ``html5``."""
-    parts = re.split(r"[-_]", segment)
-    return all(re.fullmatch(r"[A-Za-z]+\d{0,2}|[vV]\d+|\d{1,2}[A-Za-z]+", p) for p in parts if p)
+    """Route words with a short version in them: ``v2``, ``oauth2``, ``base64``, ``sha256``.
+
+    Only lower-case words with enough vowels qualify: ``8WUDHLOIVG`` or ``ABCDEFGH12`` are
+    codes, not words.
+    """
+    if re.fullmatch(r"[vV]\d+", segment):
+        return True
+    match = re.fullmatch(r"([a-z][a-zA-Z]*)(\d{1,3})", segment)
+    return bool(match) and _vowel_share(match.group(1)) >= 0.2
 
 
 def template_segment(segment: str) -> str:

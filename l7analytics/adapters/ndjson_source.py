@@ -82,6 +82,7 @@ class NdjsonSource:
 
 def _parse_block(block: bytes, name: str, first_line: int) -> RawBatch:
     """Fast path: Arrow's JSON reader on the whole block; slow path: line by line."""
+    original = block  # the slow path numbers lines itself, blank lines included
     lines: list[bytes] | None = None
     if b"\n\n" in block or block.startswith(b"\n") or b"\r" in block:
         lines = [ln for ln in block.split(b"\n") if ln.strip()]
@@ -91,7 +92,7 @@ def _parse_block(block: bytes, name: str, first_line: int) -> RawBatch:
             io.BytesIO(block), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return _parse_lines(block, name, first_line)
+        return _parse_lines(original, name, first_line)
     table = table.select([c for c in table.column_names if c in _KNOWN])
 
     def raw_lines() -> list[bytes]:
