@@ -47,5 +47,10 @@ def map_unique(
 
 def null_if_placeholder(array: pa.Array) -> pa.Array:
     """Calico's ``-`` (aggregated away) and ``""`` become nulls."""
-    missing = pc.or_(pc.equal(array, "-"), pc.equal(array, ""))
+    missing = pc.is_in(array, value_set=_PLACEHOLDERS)
+    if not pc.any(missing).as_py():
+        return array
     return pc.if_else(missing, pa.scalar(None, array.type), array)
+
+
+_PLACEHOLDERS = pa.array(["-", ""])

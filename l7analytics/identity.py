@@ -54,9 +54,15 @@ def workload_id(namespace: str | None, name_aggr: str | None) -> str | None:
 
 
 def workload_column(namespace: pa.Array, name_aggr: pa.Array) -> pa.Array:
-    """Vectorized :func:`workload_id` over Arrow columns (RE2, no Python per row)."""
-    names = pc.replace_substring_regex(name_aggr, pattern=GENERATED_SUFFIX, replacement="")
-    names = pc.if_else(pc.equal(names, ""), name_aggr, names)
+    """Vectorized :func:`workload_id` over Arrow columns.
+
+    The regex runs over the distinct names only (a cluster has few workloads), then the
+    result is broadcast back with ``take``.
+    """
+    encoded = pc.dictionary_encode(name_aggr)
+    distinct = encoded.dictionary
+    stripped = pc.replace_substring_regex(distinct, pattern=GENERATED_SUFFIX, replacement="")
+    stripped = pc.if_else(pc.equal(stripped, ""), distinct, stripped)
+    names = stripped.take(encoded.indices)
     namespaces = pc.fill_null(namespace, MISSING_NAMESPACE)
-    joined = pc.binary_join_element_wise(namespaces, names, "/")
-    return pc.if_else(pc.is_null(name_aggr), pa.scalar(None, pa.string()), joined)
+    return pc.binary_join_element_wise(namespaces, names, "/")

@@ -66,7 +66,7 @@ def _column(table: pa.Table, name: str) -> pa.Array | None:
 def _as_string(array: pa.Array | None, n: int) -> pa.Array:
     if array is None:
         return pa.nulls(n, pa.string())
-    if pa.types.is_null(array.type):
+    if pa.types.is_null(array.type) or array.null_count == len(array):
         return pa.nulls(n, pa.string())
     if not pa.types.is_string(array.type) and not pa.types.is_large_string(array.type):
         if pa.types.is_struct(array.type) or pa.types.is_list(array.type):
@@ -149,11 +149,15 @@ def normalize_table(table: pa.Table) -> NormalizedBatch:
     returned apart: they carry only a host, a window and the number of dropped requests.
     """
     n = table.num_rows
-    reasons = np.full(n, None, dtype=object)
+    # The first reason a row fails is kept, as an index into ``messages`` (0 = valid).
+    codes = np.zeros(n, dtype=np.int16)
+    messages: list[str] = [""]
 
     def reject(mask: np.ndarray, reason: str) -> None:
-        fresh = mask & (reasons == None)  # noqa: E711 - numpy elementwise comparison
-        reasons[fresh] = reason
+        if not mask.any():
+            return
+        messages.append(reason)
+        codes[mask & (codes == 0)] = len(messages) - 1
 
     if "_source" in table.column_names and not pa.types.is_struct(table.column("_source").type):
         reject(
@@ -185,22 +189,22 @@ def normalize_table(table: pa.Table) -> NormalizedBatch:
     count_np = pc.fill_null(columns["count"], -1).to_numpy(zero_copy_only=False)
     reject(count_np < 0, "count is missing or negative")
 
-    ok = reasons == None  # noqa: E711
+    ok = codes == 0
     rejected = np.flatnonzero(~ok)
     columns["start_time"] = pc.cast(start, TIMESTAMP)
     columns["end_time"] = pc.cast(end, TIMESTAMP)
     is_unlogged = pc.fill_null(pc.equal(columns["type"], "unlogged"), False).to_numpy(
         zero_copy_only=False
     )
-    keep = pa.array(ok & ~is_unlogged)
-    keep_unlogged = pa.array(ok & is_unlogged)
+    keep = ok & ~is_unlogged
+    keep_unlogged = ok & is_unlogged
 
     unlogged = pa.table(
-        {name: columns[name].filter(keep_unlogged) for name in UNLOGGED_SCHEMA.names},
+        {name: _take(columns[name], keep_unlogged) for name in UNLOGGED_SCHEMA.names},
         schema=UNLOGGED_SCHEMA,
     )
     valid = {
-        name: columns[name].filter(keep) for name in (*TIME_FIELDS, *INT_FIELDS, *STRING_FIELDS)
+        name: _take(columns[name], keep) for name in (*TIME_FIELDS, *INT_FIELDS, *STRING_FIELDS)
     }
     valid.update(_derive(valid))
     records = pa.table(valid, schema=L7_SCHEMA)
@@ -208,8 +212,13 @@ def normalize_table(table: pa.Table) -> NormalizedBatch:
         records=records,
         unlogged=unlogged,
         rejected_rows=rejected.tolist(),
-        reasons=reasons[rejected].tolist(),
+        reasons=[messages[c] for c in codes[rejected]],
     )
+
+
+def _take(array: pa.Array, mask: np.ndarray) -> pa.Array:
+    """``array`` filtered by ``mask``, without copying when every row is kept."""
+    return array if mask.all() else array.filter(pa.array(mask))
 
 
 def empty_records() -> pa.Table:

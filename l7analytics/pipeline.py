@@ -23,14 +23,15 @@ from l7analytics.allowlist import COLUMNS as ALLOWLIST_COLUMNS
 from l7analytics.allowlist import remove_allowlisted
 from l7analytics.config import Settings
 from l7analytics.detectors import DetectionContext, Detector, UnusualPairDetector, build_detectors
-from l7analytics.detectors.unusual_pair import combine_history, history_summary
+from l7analytics.detectors.unusual_pair import HISTORY, combine_history
 from l7analytics.errors import ConfigError, L7AnalyticsError, ModelError
-from l7analytics.normalize import normalize_table
-from l7analytics.ports import AlertSink, LogSource, ModelStore, Quarantine
+from l7analytics.normalize import NormalizedBatch, normalize_table
+from l7analytics.ports import AlertSink, LogSource, ModelStore, Quarantine, RawBatch
+from l7analytics.prefetch import prefetch
 from l7analytics.windows import Window, iso
 
 #: Summaries the lake keeps per partition (so history reads are cheap).
-LAKE_SUMMARIES = {"pairs": (history_summary, combine_history)}
+LAKE_SUMMARIES = {"pairs": HISTORY}
 #: Partial aggregates are combined when they hold more rows than this (bounded memory).
 _COMBINE_ROWS = 2_000_000
 
@@ -73,13 +74,17 @@ def extract(
     result = ExtractResult()
     started = time.perf_counter()
 
+    def parsed() -> Iterator[tuple[RawBatch, NormalizedBatch]]:
+        # Three stages on their own threads: parse, normalize, write (Arrow releases the GIL).
+        for raw in prefetch(source.batches(window)):
+            yield raw, normalize_table(raw.table)
+
     def records() -> Iterator[pa.Table]:
-        for raw in source.batches(window):
+        for raw, batch in prefetch(parsed()):
             for origin, reason, text in raw.unparsable:
                 quarantine.add(origin, reason, text)
             result.quarantined += len(raw.unparsable)
             result.documents += raw.table.num_rows + len(raw.unparsable)
-            batch = normalize_table(raw.table)
             for row, reason in zip(batch.rejected_rows, batch.reasons, strict=True):
                 quarantine.add(raw.origin(row), reason, raw.raw_record(row))
             result.quarantined += len(batch.rejected_rows)

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 from conftest import T0, calico_doc, make_records
@@ -16,6 +15,7 @@ from l7analytics.adapters.lake import ParquetLake
 from l7analytics.errors import LakeError
 from l7analytics.normalize import normalize_table
 from l7analytics.schema import L7_SCHEMA
+from l7analytics.summary import SummarySpec
 from l7analytics.windows import Window
 
 HOUR = timedelta(hours=1)
@@ -169,10 +169,11 @@ def test_failing_input_stream_keeps_the_old_partition(lake, root):
 def test_failure_during_commit_before_the_swap_keeps_the_old_partition(lake, root):
     write(lake, TWO_HOURS, records((5, 3), (65, 4)))
 
-    def combine(_partials):
-        raise ValueError("combine failed")
+    class FailingSpec(SummarySpec):
+        def combine(self, partials, by=()):
+            raise ValueError("combine failed")
 
-    summaries = {"pairs": (lambda table: table.select(["count"]), combine)}
+    summaries = {"pairs": FailingSpec(keys=("src_workload",), values={"n": ("count", "sum")})}
     with pytest.raises(ValueError, match="combine failed"):
         write(lake, TWO_HOURS, records((5, 50), (65, 60)), summaries=summaries)
     assert counts(lake) == [3, 4]
@@ -190,15 +191,9 @@ def test_writer_never_committed_changes_nothing(lake, root):
 
 
 def test_summaries_are_stored_per_partition(lake, root):
-    def summarize(table):
-        return pa.table({"requests": [pc.sum(table.column("count")).as_py()]})
-
-    def combine(partials):
-        total = sum(t.column("requests")[0].as_py() for t in partials)
-        return pa.table({"requests": [total]})
-
+    spec = SummarySpec(keys=(), values={"requests": ("count", "sum")})
     write(lake, TWO_HOURS, records((5, 3)), records((6, 4)), records((65, 10)),
-          summaries={"pairs": (summarize, combine)})  # fmt: skip
+          summaries={"pairs": spec})  # fmt: skip
     assert (root / "l7/date=2026-11-20/hour=05/_pairs.parquet").is_file()
     stored = lake.summaries(TWO_HOURS, "pairs")
     assert [t.column("requests").to_pylist() for t in stored] == [[7], [10]]

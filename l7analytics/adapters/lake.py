@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -37,6 +38,7 @@ import pyarrow.parquet as pq
 
 from l7analytics import __version__
 from l7analytics.errors import LakeError
+from l7analytics.summary import SummarySpec
 from l7analytics.schema import L7_SCHEMA, PARTITION_SCHEMA, SCHEMA_VERSION, UNLOGGED_SCHEMA
 from l7analytics.windows import Window, floor_time, iso
 
@@ -45,10 +47,10 @@ UNLOGGED = "unlogged"
 HOUR = timedelta(hours=1)
 _PARTITIONING = ds.partitioning(PARTITION_SCHEMA, flavor="hive")
 _PARQUET = ds.ParquetFileFormat()
-_WRITE_OPTIONS = _PARQUET.make_write_options(compression="zstd", compression_level=3)
+_WRITE_OPTIONS = _PARQUET.make_write_options(compression="zstd", compression_level=1)
 
-#: name -> (summarize one batch, combine summaries); stored as ``_<name>.parquet``.
-Summaries = dict[str, tuple[Callable[[pa.Table], pa.Table], Callable[[list[pa.Table]], pa.Table]]]
+#: name -> what to aggregate per partition; stored as ``_<name>.parquet`` beside the data.
+Summaries = dict[str, SummarySpec]
 
 
 def partition_of(moment: datetime) -> tuple[str, str]:
@@ -60,10 +62,14 @@ def partition_path(dataset: str, date: str, hour: str) -> str:
 
 
 def _with_partition_columns(table: pa.Table) -> pa.Table:
-    end = table.column("end_time")
-    return table.append_column("date", pc.strftime(end, format="%Y-%m-%d")).append_column(
-        "hour", pc.strftime(end, format="%H")
-    )
+    """Add ``date`` and ``hour`` from ``end_time``: integer hours, formatted once per hour."""
+    seconds = pc.cast(table.column("end_time"), pa.int64()).to_numpy(zero_copy_only=False)
+    hours, index = np.unique(seconds // 3600, return_inverse=True)
+    stamps = [datetime.fromtimestamp(int(h) * 3600, tz=UTC) for h in hours]
+    indices = pa.array(index.astype(np.int32))
+    dates = pa.array([t.strftime("%Y-%m-%d") for t in stamps], pa.string()).take(indices)
+    hour_of_day = pa.array([t.strftime("%H") for t in stamps], pa.string()).take(indices)
+    return table.append_column("date", dates).append_column("hour", hour_of_day)
 
 
 class ParquetLake:
@@ -213,7 +219,6 @@ class _Partition:
     rows: int = 0
     requests: int = 0
     unlogged_requests: int = 0
-    partials: dict[str, list[pa.Table]] = field(default_factory=lambda: defaultdict(list))
 
 
 class LakeWriter:
@@ -236,6 +241,7 @@ class LakeWriter:
         self.staging = lake.path("_staging", self.run_id)
         self._parts: dict[tuple[str, str], _Partition] = defaultdict(_Partition)
         self._unlogged: list[pa.Table] = []
+        self._summary_partials: dict[str, list[pa.Table]] = defaultdict(list)
         self.committed: list[dict[str, Any]] = []
 
     def __enter__(self) -> LakeWriter:
@@ -252,8 +258,9 @@ class LakeWriter:
             for table in tables:
                 if table.num_rows == 0:
                     continue
-                self._account(table)
-                yield from _with_partition_columns(table).to_batches()
+                keyed = _with_partition_columns(table)
+                self._account(keyed)
+                yield from keyed.to_batches()
 
         schema = _with_partition_columns(L7_SCHEMA.empty_table()).schema
         reader = pa.RecordBatchReader.from_batches(schema, batches())
@@ -264,22 +271,18 @@ class LakeWriter:
         if table.num_rows:
             self._unlogged.append(table)
 
-    def _account(self, table: pa.Table) -> None:
-        keyed = _with_partition_columns(table.select(["end_time", "count"]))
+    def _account(self, keyed: pa.Table) -> None:
+        """Row and request counts per partition, and the partial summaries (one group-by)."""
         counts = keyed.group_by(["date", "hour"]).aggregate([("count", "sum"), ("count", "count")])
         for row in counts.to_pylist():
             part = self._parts[(row["date"], row["hour"])]
             part.rows += row["count_count"]
             part.requests += row["count_sum"] or 0
-        if self.summaries:
-            dates = pc.strftime(table.column("end_time"), format="%Y-%m-%d")
-            hours = pc.strftime(table.column("end_time"), format="%H")
-            keys = pc.binary_join_element_wise(dates, hours, "|")
-            for key in pc.unique(keys).to_pylist():
-                date, hour = key.split("|")
-                subset = table.filter(pc.equal(keys, key))
-                for name, (summarize, _combine) in self.summaries.items():
-                    self._parts[(date, hour)].partials[name].append(summarize(subset))
+        for name, spec in self.summaries.items():
+            partials = self._summary_partials[name]
+            partials.append(spec.summarize(keyed, by=("date", "hour")))
+            if sum(t.num_rows for t in partials) > 1_000_000:
+                self._summary_partials[name] = [spec.combine(partials, by=("date", "hour"))]
 
     def _write_dataset(self, reader: pa.RecordBatchReader, dataset: str) -> None:
         try:
@@ -294,7 +297,7 @@ class LakeWriter:
                 existing_data_behavior="overwrite_or_ignore",
                 max_partitions=100_000,
                 max_open_files=256,
-                min_rows_per_group=65_536,
+                min_rows_per_group=0,
                 max_rows_per_group=1_048_576,
                 use_threads=True,
             )
@@ -323,6 +326,11 @@ class LakeWriter:
             while cursor < self.window.end:
                 keys.add(partition_of(cursor))
                 cursor += HOUR
+        summaries = {
+            name: spec.combine(parts, by=("date", "hour"))
+            for name, spec in self.summaries.items()
+            if (parts := self._summary_partials.get(name))
+        }
         written_at = iso(datetime.now(UTC))
         manifests = []
         for date, hour in sorted(keys):
@@ -344,10 +352,13 @@ class LakeWriter:
             }
             staged = f"{self.staging}/{partition_path(RECORDS, date, hour)}"
             self.lake.ensure_dir(staged)
-            for name, (_summarize, combine) in self.summaries.items():
-                if part.partials.get(name):
+            for name, table in summaries.items():
+                rows = table.filter(
+                    pc.and_(pc.equal(table.column("date"), date), pc.equal(table.column("hour"), hour))
+                )
+                if rows.num_rows:
                     pq.write_table(
-                        combine(part.partials[name]),
+                        rows.drop_columns(["date", "hour"]),
                         f"{staged}/_{name}.parquet",
                         filesystem=self.lake.fs,
                         compression="zstd",

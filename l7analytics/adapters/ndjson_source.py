@@ -19,12 +19,28 @@ import pyarrow.json as pj
 
 from l7analytics.errors import InputError
 from l7analytics.ports import RawBatch
-from l7analytics.schema import SOURCE_FIELDS
+from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
 from l7analytics.windows import Window
 
 BLOCK_BYTES = 16 << 20
-_READ_OPTIONS = pj.ReadOptions(use_threads=True, block_size=4 << 20)
-_PARSE_OPTIONS = pj.ParseOptions(newlines_in_values=False, unexpected_field_behavior="infer")
+_READ_OPTIONS = pj.ReadOptions(use_threads=True, block_size=1 << 20)
+#: Parsing straight into the expected types is what makes the fast path fast; a block where
+#: a document breaks them (``"count": "-"``) is re-read line by line.
+_DOCUMENT_FIELDS = [
+    *(pa.field(f, pa.int64()) for f in (*TIME_FIELDS, *INT_FIELDS)),
+    *(pa.field(f, pa.string()) for f in STRING_FIELDS),
+]
+_DOCUMENTS = pj.ParseOptions(
+    explicit_schema=pa.schema(_DOCUMENT_FIELDS),
+    newlines_in_values=False,
+    unexpected_field_behavior="ignore",
+)
+#: Elasticsearch hits carry the document in ``_source`` (slower to parse, so only when needed).
+_HITS = pj.ParseOptions(
+    explicit_schema=pa.schema([*_DOCUMENT_FIELDS, pa.field("_source", pa.struct(_DOCUMENT_FIELDS))]),
+    newlines_in_values=False,
+    unexpected_field_behavior="ignore",
+)
 
 
 class NdjsonSource:
@@ -81,35 +97,36 @@ class NdjsonSource:
 
 
 def _parse_block(block: bytes, name: str, first_line: int) -> RawBatch:
-    """Fast path: Arrow's JSON reader on the whole block; slow path: line by line."""
-    original = block  # the slow path numbers lines itself, blank lines included
-    lines: list[bytes] | None = None
-    if b"\n\n" in block or block.startswith(b"\n") or b"\r" in block:
-        lines = [ln for ln in block.split(b"\n") if ln.strip()]
-        block = b"\n".join(lines) + b"\n"
-    try:
-        table = pj.read_json(
-            io.BytesIO(block), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return _parse_lines(original, name, first_line)
-    table = table.select([c for c in table.column_names if c in _KNOWN])
+    """Fast path: Arrow's JSON reader on the whole block; slow path: line by line.
 
-    def raw_lines() -> list[bytes]:
-        nonlocal lines
-        if lines is None:
-            lines = [ln for ln in block.split(b"\n") if ln.strip()]
-        return lines
+    Arrow skips blank lines and accepts CRLF, so the block is parsed as it is; the line list
+    (to quarantine a rejected document with its line number) is built only when asked for.
+    """
+    first = block[: block.find(b"\n")]
+    options = _HITS if b'"_source"' in first else _DOCUMENTS
+    try:
+        table = _read(block, options)
+        if options is _DOCUMENTS and table.column("end_time").null_count and b'"_source"' in block:
+            table = _read(block, _HITS)  # hits mixed with plain documents
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return _parse_lines(block, name, first_line)
+    lines: list[tuple[int, bytes]] = []
+
+    def line(i: int) -> tuple[int, bytes]:
+        if not lines:
+            lines.extend((first_line + k, text) for k, text in enumerate(block.split(b"\n"))
+                         if text.strip())
+        return lines[i]
 
     return RawBatch(
         table=table,
-        raw_record=lambda i: raw_lines()[i].decode("utf-8", "replace"),
-        # Line numbers are exact when the block has no blank lines (the common case).
-        origin=lambda i: f"{name}:{first_line + i}",
+        raw_record=lambda i: line(i)[1].decode("utf-8", "replace"),
+        origin=lambda i: f"{name}:{line(i)[0]}",
     )
 
 
-_KNOWN = frozenset(SOURCE_FIELDS) | {"_source"}
+def _read(block: bytes, options: pj.ParseOptions) -> pa.Table:
+    return pj.read_json(io.BytesIO(block), read_options=_READ_OPTIONS, parse_options=options)
 
 
 def _parse_lines(block: bytes, name: str, first_line: int) -> RawBatch:

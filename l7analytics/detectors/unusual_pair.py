@@ -45,6 +45,7 @@ from l7analytics.detectors.pair_features import (
 )
 from l7analytics.detectors.restricted_url import _none
 from l7analytics.errors import ModelError
+from l7analytics.summary import SummarySpec
 from l7analytics.windows import iso
 
 _TS = pa.timestamp("s", tz="UTC")
@@ -58,35 +59,23 @@ HISTORY_SCHEMA = pa.schema(
 )
 
 
-def history_summary(batch: pa.Table) -> pa.Table:
-    """Per-pair first/last seen and requests of a batch. The lake keeps this per partition,
-    so reading 14 days of history means reading a few small files, not the records."""
-    table = pa.table(
-        {
-            **{k: batch.column(k) for k in PAIR_KEYS},
-            "first_seen": batch.column("end_time"),
-            "last_seen": batch.column("end_time"),
-            "requests": pc.fill_null(batch.column("count"), 0),
-        }
-    )
-    return combine_history([table])
+#: The per-pair history the lake keeps beside every partition, so reading 14 days of history
+#: means reading a few small files, not the records.
+HISTORY = SummarySpec(
+    keys=tuple(PAIR_KEYS),
+    values={
+        "first_seen": ("end_time", "min"),
+        "last_seen": ("end_time", "max"),
+        "requests": ("count", "sum"),
+    },
+)
 
 
 def combine_history(tables: list[pa.Table]) -> pa.Table:
     """Merge history summaries: earliest first seen, latest last seen, summed requests."""
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
+    if not any(t.num_rows for t in tables):
         return HISTORY_SCHEMA.empty_table()
-    table = pa.concat_tables(tables, promote_options="permissive")
-    grouped = table.group_by(PAIR_KEYS, use_threads=False).aggregate(
-        [("first_seen", "min"), ("last_seen", "max"), ("requests", "sum")]
-    )
-    names = {
-        "first_seen_min": "first_seen",
-        "last_seen_max": "last_seen",
-        "requests_sum": "requests",
-    }
-    return grouped.rename_columns([names.get(n, n) for n in grouped.column_names])
+    return HISTORY.combine(tables)
 
 
 @dataclass
@@ -436,4 +425,4 @@ def _lookup(history: pd.DataFrame, frame: pd.DataFrame, column: str) -> pd.Serie
     return pd.Series(merged[column].to_numpy(), index=frame.index)
 
 
-__all__ = ["PairModel", "UnusualPairDetector", "combine_history", "history_summary"]
+__all__ = ["HISTORY", "PairModel", "UnusualPairDetector", "combine_history"]
