@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from l7analytics import __version__
-from l7analytics.errors import ConfigError, L7AnalyticsError
+from l7analytics.errors import ConfigError, InputError, L7AnalyticsError
 from l7analytics.windows import Window, floor_time, iso, parse_time
 
 DESCRIPTION = """\
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except ConfigError as exc:
+    except (ConfigError, InputError) as exc:
         print(f"l7analytics {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except L7AnalyticsError as exc:

@@ -38,7 +38,7 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 if stop.is_set():
                     return
             buffer.put(_DONE)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+        except BaseException as exc:
             buffer.put(_Failure(exc))
 
     thread = threading.Thread(target=produce, name="l7analytics-prefetch", daemon=True)

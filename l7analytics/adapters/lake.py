@@ -24,8 +24,8 @@ import json
 import os
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,8 +38,8 @@ import pyarrow.parquet as pq
 
 from l7analytics import __version__
 from l7analytics.errors import LakeError
-from l7analytics.summary import SummarySpec
 from l7analytics.schema import L7_SCHEMA, PARTITION_SCHEMA, SCHEMA_VERSION, UNLOGGED_SCHEMA
+from l7analytics.summary import SummarySpec
 from l7analytics.windows import Window, floor_time, iso
 
 RECORDS = "l7"
