@@ -35,8 +35,9 @@ class SummarySpec:
         grouped = projected.group_by(keys, use_threads=False).aggregate(
             [(src, op) for src, op in self.values.values()]
         )
-        return self._rename(grouped, keys, [(f"{src}_{op}", out) for out, (src, op)
-                                            in self.values.items()])
+        return self._rename(
+            grouped, keys, [(f"{src}_{op}", out) for out, (src, op) in self.values.items()]
+        )
 
     def combine(self, partials: Sequence[pa.Table], by: Sequence[str] = ()) -> pa.Table:
         """Merge summaries produced by :meth:`summarize` (or by earlier :meth:`combine`)."""
@@ -50,8 +51,9 @@ class SummarySpec:
         grouped = table.group_by(keys, use_threads=False).aggregate(
             [(out, op) for out, (_, op) in self.values.items()]
         )
-        return self._rename(grouped, keys, [(f"{out}_{op}", out) for out, (_, op)
-                                            in self.values.items()])
+        return self._rename(
+            grouped, keys, [(f"{out}_{op}", out) for out, (_, op) in self.values.items()]
+        )
 
     @staticmethod
     def _rename(grouped: pa.Table, keys: list[str], names: list[tuple[str, str]]) -> pa.Table:

@@ -51,8 +51,21 @@ def test_bad_arguments_exit_2_with_one_line(args, expected, capsys, tmp_path, mo
 def test_bad_configuration_exits_2_naming_key_and_file(tmp_path, capsys):
     config = tmp_path / "settings.yaml"
     config.write_text("detectors:\n  url_scan:\n    min_error_template_share: 2\n")
-    code = main(["score", "--lake", str(tmp_path), "--start", "2026-11-01", "--end",
-                 "2026-11-02", "--alerts", str(tmp_path / "a.ndjson"), "--config", str(config)])
+    code = main(
+        [
+            "score",
+            "--lake",
+            str(tmp_path),
+            "--start",
+            "2026-11-01",
+            "--end",
+            "2026-11-02",
+            "--alerts",
+            str(tmp_path / "a.ndjson"),
+            "--config",
+            str(config),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1

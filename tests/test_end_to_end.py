@@ -43,11 +43,16 @@ def run(request, tmp_path_factory):
     train(lake, Window(START, LAST_DAY.start), settings, store)
     alerts_path = work / "alerts.ndjson"
     result = score(lake, LAST_DAY, settings, [NdjsonAlertSink(alerts_path)], store)
-    report = evaluate(read_alerts(alerts_path), load_labels(labels_path(logs)),
-                      LAST_DAY.start, LAST_DAY.end)
-    print(f"\nseed {seed}: " + ", ".join(
-        f"{d}: recall {m['recall']:.2f} precision {m['precision']:.2f} ({m['alerts']} alerts)"
-        for d, m in report["detectors"].items()))
+    report = evaluate(
+        read_alerts(alerts_path), load_labels(labels_path(logs)), LAST_DAY.start, LAST_DAY.end
+    )
+    print(
+        f"\nseed {seed}: "
+        + ", ".join(
+            f"{d}: recall {m['recall']:.2f} precision {m['precision']:.2f} ({m['alerts']} alerts)"
+            for d, m in report["detectors"].items()
+        )
+    )
     return {"work": work, "logs": logs, "lake": lake, "settings": settings, "store": store,
             "extracted": extracted, "result": result, "report": report}  # fmt: skip
 

@@ -22,7 +22,14 @@ SCORED = Window(HISTORY.end, HISTORY.end + timedelta(days=1))
 
 #: (caller namespace, caller pod name, dest service, method, path, hourly requests at noon)
 ROUTES = [
-    ("shop", "frontend-7d9f8c6b5-*", "cartservice", "POST", "/hipstershop.CartService/GetCart", 400),
+    (
+        "shop",
+        "frontend-7d9f8c6b5-*",
+        "cartservice",
+        "POST",
+        "/hipstershop.CartService/GetCart",
+        400,
+    ),
     ("shop", "frontend-7d9f8c6b5-*", "productcatalog", "GET", "/product/OLJCESPC7Z", 300),
     ("shop", "checkoutservice-69c8ff664b-*", "paymentservice", "POST", "/Charge", 60),
     ("shop", "checkoutservice-69c8ff664b-*", "emailservice", "POST", "/SendOrderConfirmation", 60),
@@ -138,10 +145,22 @@ def test_volume_spike_on_a_known_pair_fires_with_its_baseline(trained, tmp_path)
 
 def test_rollout_and_new_ids_are_not_new_pairs(trained, tmp_path):
     lake, store, _ = trained
-    rollout = [doc("shop", "frontend-5c4b9d7f8-*", "cartservice", "POST",
-                   "/hipstershop.CartService/GetCart", 80, at(10, m)) for m in (5, 20)]
-    new_ids = [doc("shop", "frontend-5c4b9d7f8-*", "productcatalog", "GET",
-                   f"/product/{code}", 30, at(11)) for code in ("66VCHSJNUP", "L9ECAV7KIM")]
+    rollout = [
+        doc(
+            "shop",
+            "frontend-5c4b9d7f8-*",
+            "cartservice",
+            "POST",
+            "/hipstershop.CartService/GetCart",
+            80,
+            at(10, m),
+        )
+        for m in (5, 20)
+    ]
+    new_ids = [
+        doc("shop", "frontend-5c4b9d7f8-*", "productcatalog", "GET", f"/product/{code}", 30, at(11))
+        for code in ("66VCHSJNUP", "L9ECAV7KIM")
+    ]
     alerts, _ = score_day(lake, store, tmp_path, rollout + new_ids)
     assert alerts == []
 

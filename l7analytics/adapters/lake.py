@@ -354,7 +354,9 @@ class LakeWriter:
             self.lake.ensure_dir(staged)
             for name, table in summaries.items():
                 rows = table.filter(
-                    pc.and_(pc.equal(table.column("date"), date), pc.equal(table.column("hour"), hour))
+                    pc.and_(
+                        pc.equal(table.column("date"), date), pc.equal(table.column("hour"), hour)
+                    )
                 )
                 if rows.num_rows:
                     pq.write_table(

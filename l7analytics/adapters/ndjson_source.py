@@ -37,7 +37,9 @@ _DOCUMENTS = pj.ParseOptions(
 )
 #: Elasticsearch hits carry the document in ``_source`` (slower to parse, so only when needed).
 _HITS = pj.ParseOptions(
-    explicit_schema=pa.schema([*_DOCUMENT_FIELDS, pa.field("_source", pa.struct(_DOCUMENT_FIELDS))]),
+    explicit_schema=pa.schema(
+        [*_DOCUMENT_FIELDS, pa.field("_source", pa.struct(_DOCUMENT_FIELDS))]
+    ),
     newlines_in_values=False,
     unexpected_field_behavior="ignore",
 )
@@ -114,8 +116,9 @@ def _parse_block(block: bytes, name: str, first_line: int) -> RawBatch:
 
     def line(i: int) -> tuple[int, bytes]:
         if not lines:
-            lines.extend((first_line + k, text) for k, text in enumerate(block.split(b"\n"))
-                         if text.strip())
+            lines.extend(
+                (first_line + k, text) for k, text in enumerate(block.split(b"\n")) if text.strip()
+            )
         return lines[i]
 
     return RawBatch(
