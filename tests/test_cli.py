@@ -26,13 +26,15 @@ def test_help_explains_the_commands(capsys):
     assert "ISO 8601" in out
 
 
+SCORE = ["score", "--lake", "x"]
+
+
 @pytest.mark.parametrize("args, expected", [
-    (["score", "--lake", "x", "--start", "2026-11-01", "--end", "2026-11-02"], "--alerts"),
-    (["score", "--lake", "x", "--start", "yesterday", "--end", "2026-11-02", "--alerts", "a.ndjson"],
-     "--start"),
-    (["score", "--lake", "x", "--start", "2026-11-02", "--end", "2026-11-01", "--alerts", "a.ndjson"],
+    ([*SCORE, "--start", "2026-11-01", "--end", "2026-11-02"], "--alerts"),
+    ([*SCORE, "--start", "yesterday", "--end", "2026-11-02", "--alerts", "a.ndjson"], "--start"),
+    ([*SCORE, "--start", "2026-11-02", "--end", "2026-11-01", "--alerts", "a.ndjson"],
      "must be after"),
-    (["score", "--lake", "x", "--start", "2026-11-01", "--end", "2026-11-02", "--alerts", "a.csv"],
+    ([*SCORE, "--start", "2026-11-01", "--end", "2026-11-02", "--alerts", "a.csv"],
      ".ndjson or .parquet"),
     (["extract", "--input", "/nonexistent.ndjson", "--lake", "x"], "/nonexistent.ndjson"),
     (["frobnicate"], "invalid choice"),
