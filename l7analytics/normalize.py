@@ -219,7 +219,3 @@ def normalize_table(table: pa.Table) -> NormalizedBatch:
 def _take(array: pa.Array, mask: np.ndarray) -> pa.Array:
     """``array`` filtered by ``mask``, without copying when every row is kept."""
     return array if mask.all() else array.filter(pa.array(mask))
-
-
-def empty_records() -> pa.Table:
-    return L7_SCHEMA.empty_table()

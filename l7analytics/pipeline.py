@@ -28,6 +28,7 @@ from l7analytics.errors import ConfigError, L7AnalyticsError, ModelError
 from l7analytics.normalize import NormalizedBatch, normalize_table
 from l7analytics.ports import AlertSink, LogSource, ModelStore, Quarantine, RawBatch
 from l7analytics.prefetch import prefetch
+from l7analytics.schema import L7_SCHEMA
 from l7analytics.windows import Window, iso
 
 #: Summaries the lake keeps per partition (so history reads are cheap).
@@ -164,15 +165,11 @@ def summarize_window(
     for detector in detectors:
         parts = partials[detector.id]
         summaries[detector.id] = (
-            detector.combine(parts) if parts else detector.summarize(_empty(lake, columns), bucket)
+            detector.combine(parts)
+            if parts
+            else detector.summarize(L7_SCHEMA.empty_table().select(columns), bucket)
         )
     return WindowSummary(summaries, dict(allowlisted), rows)
-
-
-def _empty(lake: ParquetLake, columns: list[str]) -> pa.Table:
-    from l7analytics.schema import L7_SCHEMA
-
-    return L7_SCHEMA.empty_table().select(columns)
 
 
 def read_history(lake: ParquetLake, window: Window, history: timedelta) -> pa.Table:

@@ -27,6 +27,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -127,6 +128,16 @@ def glob_mask(column: pa.Array | pa.ChunkedArray, patterns: Sequence[str]) -> np
     return pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
 
 
-def sum_weighted(values: pa.Array, weights: pa.Array) -> pa.Array:
-    """Elementwise ``values * weights`` with nulls as zero (metrics are weighted by ``count``)."""
-    return pc.multiply(pc.fill_null(values, 0), pc.fill_null(weights, 0))
+def ordered_frame(table: pa.Table, keys: Sequence[str]) -> pd.DataFrame:
+    """``table`` as pandas sorted by ``keys``: aggregation output order depends on threads, and
+    every choice a detector makes (which row's host goes in the alert, ties) must not."""
+    present = [k for k in keys if k in table.column_names]
+    ordered = table.sort_by([(k, "ascending") for k in present])
+    return ordered.to_pandas()
+
+
+def text_or_none(value: object) -> str | None:
+    """A pandas cell as text for an alert field; missing values (None, NaN, NA) as ``None``."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)

@@ -188,7 +188,7 @@ def contributions(z: pd.Series, observed: pd.Series, top: int) -> list[dict[str,
     """The features furthest from the training centre (robust z), with the quantity observed
     and its baseline in natural units."""
     out = []
-    for name in z.abs().sort_values(ascending=False).index[:top]:
+    for name in z.abs().sort_values(ascending=False, kind="stable").index[:top]:
         quantity = QUANTITY[name]
         baseline = observed.get(f"baseline_{quantity}")
         out.append(

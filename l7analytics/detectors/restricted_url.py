@@ -11,7 +11,6 @@ methods, and allow named callers (the monitoring stack may read ``/metrics``). O
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +29,8 @@ from l7analytics.detectors.base import (
     bucket_column,
     glob_mask,
     glob_regex,
+    ordered_frame,
+    text_or_none,
 )
 from l7analytics.urls import normalize_path
 
@@ -148,10 +149,10 @@ class RestrictedUrlDetector(Detector):
         parts = []
         for compiled in self._rules:
             rule = compiled.rule
-            mask = np.array(
-                [rule.id in ids.split(",") for ids in rows.column("rule_ids").to_pylist()]
+            listed = pc.match_substring_regex(
+                rows.column("rule_ids"), f"(^|,){re.escape(rule.id)}(,|$)"
             )
-            mask &= self._in_scope(rows, rule)
+            mask = listed.to_numpy(zero_copy_only=False) & self._in_scope(rows, rule)
             if mask.any():
                 hit = rows.filter(pa.array(mask))
                 parts.append(hit.append_column("rule_id", pa.array([rule.id] * hit.num_rows)))
@@ -174,9 +175,7 @@ class RestrictedUrlDetector(Detector):
 
     def _in_scope(self, rows: pa.Table, rule: RestrictedRule) -> np.ndarray:
         mask = glob_mask(rows.column("dest_namespace"), rule.dest_namespaces)
-        mask &= glob_mask(rows.column("dest_service_name"), rule.dest_services) | (
-            "*" in rule.dest_services
-        )
+        mask &= glob_mask(rows.column("dest_service_name"), rule.dest_services)
         if rule.methods:
             allowed = [m.upper() for m in rule.methods]
             mask &= glob_mask(pc.utf8_upper(rows.column("method")), allowed)
@@ -195,7 +194,7 @@ class RestrictedUrlDetector(Detector):
     def detect(self, summary: pa.Table, context: DetectionContext) -> list[Alert]:
         if summary.num_rows == 0:
             return []
-        frame = summary.to_pandas()
+        frame = ordered_frame(summary, self.keys)
         frame["success"] = frame["response_status"].fillna(0).between(200, 299)
         alerts = []
         entity_keys = ["bucket", "src_workload", "dest", "rule_id"]
@@ -215,7 +214,7 @@ class RestrictedUrlDetector(Detector):
                 statuses=("response_status", lambda s: sorted({int(v) for v in s.dropna()})),
             )
             .reset_index()
-            .sort_values(["requests", "url_path"], ascending=[False, True])
+            .sort_values(["requests", "url_path"], ascending=[False, True], kind="stable")
         )
         boost = self.config.success_severity_boost if succeeded else 0
         examples = ", ".join(paths["url_path"].head(3))
@@ -226,7 +225,7 @@ class RestrictedUrlDetector(Detector):
             f"{caller} requested {rule.description} on {dest_text}: {requests} requests to "
             f"{len(paths)} path(s) such as {examples}; {outcome}."
         )
-        first = group.sort_values("requests", ascending=False).iloc[0]
+        first = group.sort_values("requests", ascending=False, kind="stable").iloc[0]
         return Alert.create(
             detector=self.id,
             entity=f"{caller}|{dest}|{rule_id}",
@@ -235,12 +234,12 @@ class RestrictedUrlDetector(Detector):
             severity=rule.severity + boost,
             name=f"Restricted URL access: {rule.id}",
             description=description,
-            host=_none(first["host"]),
-            source_namespace=_none(first["src_namespace"]),
-            source_name_aggr=_none(first["src_name_aggr"]),
-            dest_namespace=_none(first["dest_namespace"]),
-            dest_name_aggr=_none(first["dest_name_aggr"]),
-            dest_service_name=_none(first["dest_service_name"]),
+            host=text_or_none(first["host"]),
+            source_namespace=text_or_none(first["src_namespace"]),
+            source_name_aggr=text_or_none(first["src_name_aggr"]),
+            dest_namespace=text_or_none(first["dest_namespace"]),
+            dest_name_aggr=text_or_none(first["dest_name_aggr"]),
+            dest_service_name=text_or_none(first["dest_service_name"]),
             mitre_tactic=(
                 "Initial Access"
                 if succeeded and rule.mitre_tactic == "Reconnaissance"
@@ -252,7 +251,7 @@ class RestrictedUrlDetector(Detector):
                 "detector_version": self.version,
                 "run_mode": context.run_mode,
                 "caller": caller,
-                "dest": _none(dest),
+                "dest": text_or_none(dest),
                 "rule_id": rule.id,
                 "rule_description": rule.description,
                 "paths": [
@@ -276,14 +275,3 @@ class RestrictedUrlDetector(Detector):
                 "score_meaning": "rule severity plus the success boost; higher is worse",
             },
         )
-
-
-def _none(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    return str(value)
-
-
-def restricted_rule_ids(detector: RestrictedUrlDetector, paths: Sequence[str]) -> list[str]:
-    """Rule ids matched by each path (handy in notebooks and tests)."""
-    return [detector.match_path(p)[1] for p in paths]

@@ -33,7 +33,13 @@ from sklearn.ensemble import IsolationForest
 
 from l7analytics.alerts import Alert
 from l7analytics.config import UnusualPairConfig
-from l7analytics.detectors.base import DetectionContext, Detector, bucket_column
+from l7analytics.detectors.base import (
+    DetectionContext,
+    Detector,
+    bucket_column,
+    ordered_frame,
+    text_or_none,
+)
 from l7analytics.detectors.pair_features import (
     DEVIATIONS,
     FEATURES,
@@ -43,7 +49,6 @@ from l7analytics.detectors.pair_features import (
     feature_matrix,
     observed_quantities,
 )
-from l7analytics.detectors.restricted_url import _none
 from l7analytics.errors import ModelError
 from l7analytics.summary import SummarySpec
 from l7analytics.windows import iso
@@ -308,7 +313,7 @@ class UnusualPairDetector(Detector):
             + (f"; most unusual: {because}" if because else "")
             + "."
         )
-        first = group.sort_values("requests", ascending=False).iloc[0]
+        first = group.sort_values("requests", ascending=False, kind="stable").iloc[0]
         return Alert.create(
             detector=self.id,
             entity=f"{caller}|{dest}",
@@ -317,10 +322,10 @@ class UnusualPairDetector(Detector):
             severity=severity,
             name="Unusual caller/route" + (" (new destination)" if new_dest else ""),
             description=description,
-            source_namespace=_none(first["src_namespace"]),
-            source_name_aggr=_none(first["src_name_aggr"]),
-            dest_namespace=_none(first["dest_namespace"]),
-            dest_service_name=_none(first["dest_service_name"]),
+            source_namespace=text_or_none(first["src_namespace"]),
+            source_name_aggr=text_or_none(first["src_name_aggr"]),
+            dest_namespace=text_or_none(first["dest_namespace"]),
+            dest_service_name=text_or_none(first["dest_service_name"]),
             mitre_tactic="Lateral Movement" if new_dest else "Collection",
             mitre_ids=["T1021", "T1210"] if new_dest else ["T1213", "T1530"],
             mitigations=[
@@ -370,12 +375,14 @@ class _Explained:
 
     def routes(self, top_features: int) -> list[dict[str, Any]]:
         out = []
-        order = self.group.sort_values(["decision", "requests"], ascending=[True, False])
+        order = self.group.sort_values(
+            ["decision", "requests"], ascending=[True, False], kind="stable"
+        )
         for idx, row in order.head(10).iterrows():
             obs = self.observed.loc[idx]
             route = {
-                "method": _none(row["method"]),
-                "path_template": _none(row["path_template"]),
+                "method": text_or_none(row["method"]),
+                "path_template": text_or_none(row["path_template"]),
                 "requests": int(row["requests"]),
                 "first_seen": None if pd.isna(row["first_seen"]) else iso(row["first_seen"]),
                 "new_destination": bool(row["new_destination"]),
@@ -412,7 +419,7 @@ def _frame(table: pa.Table | None) -> pd.DataFrame:
     """A summary or history table as pandas, with missing key parts spelled ``-``."""
     if table is None or table.num_rows == 0:
         return pd.DataFrame(columns=[*PAIR_KEYS, "bucket", "requests", "first_seen"])
-    frame = table.to_pandas()
+    frame = ordered_frame(table, ["bucket", *PAIR_KEYS, "src_name_aggr"])
     for key in PAIR_KEYS:
         frame[key] = frame[key].astype(object).where(frame[key].notna(), "-")
     return frame

@@ -20,8 +20,14 @@ import pyarrow.compute as pc
 from l7analytics.alerts import Alert
 from l7analytics.arrowutil import map_unique
 from l7analytics.config import UrlScanConfig
-from l7analytics.detectors.base import DetectionContext, Detector, bucket_column
-from l7analytics.detectors.restricted_url import _none, load_crs_list
+from l7analytics.detectors.base import (
+    DetectionContext,
+    Detector,
+    bucket_column,
+    ordered_frame,
+    text_or_none,
+)
+from l7analytics.detectors.restricted_url import load_crs_list
 
 
 class UrlScanDetector(Detector):
@@ -94,7 +100,7 @@ class UrlScanDetector(Detector):
     def detect(self, summary: pa.Table, context: DetectionContext) -> list[Alert]:
         if summary.num_rows == 0:
             return []
-        frame = summary.to_pandas()
+        frame = ordered_frame(summary, self.keys)
         alerts = []
         for (bucket_start, caller), group in frame.groupby(["bucket", "src_workload"], sort=True):
             metrics = self._metrics(group)
@@ -150,7 +156,7 @@ class UrlScanDetector(Detector):
             .sort_values(ascending=False, kind="stable")
         )
         top = [{"path": p, "requests": int(n)} for p, n in probed.head(c.top_paths).items()]
-        dests = group.groupby("dest")["requests"].sum().sort_values(ascending=False)
+        dests = group.groupby("dest")["requests"].sum().sort_values(ascending=False, kind="stable")
         agents = sorted({a for a in group["scanner_agent"].dropna()})
         hosts = sorted({h for h in group["host"].dropna()})
         severity = c.severity + min(20, m["error_only_templates"] / 25)
@@ -167,7 +173,7 @@ class UrlScanDetector(Detector):
             + (f"; {lost} requests on its nodes were not logged" if lost else "")
             + "."
         )
-        first = group.sort_values("requests", ascending=False).iloc[0]
+        first = group.sort_values("requests", ascending=False, kind="stable").iloc[0]
         return Alert.create(
             detector=self.id,
             entity=caller,
@@ -177,8 +183,8 @@ class UrlScanDetector(Detector):
             name="URL scan",
             description=description,
             host=hosts[0] if len(hosts) == 1 else None,
-            source_namespace=_none(first["src_namespace"]),
-            source_name_aggr=_none(first["src_name_aggr"]),
+            source_namespace=text_or_none(first["src_namespace"]),
+            source_name_aggr=text_or_none(first["src_name_aggr"]),
             dest_service_name=_service(dests.index[0]) if len(dests) == 1 else None,
             mitre_tactic="Reconnaissance",
             mitre_ids=["T1595.003", "T1595.002"] if agents else ["T1595.003"],
@@ -222,7 +228,7 @@ def _unlogged(context: DetectionContext, start: object, end: object, hosts: list
     if table is None or table.num_rows == 0 or not hosts:
         return 0
     frame = table.to_pandas()
-    in_window = (frame["end_time"] > pd.Timestamp(start)) & (frame["end_time"] <= pd.Timestamp(end))
+    in_window = (frame["end_time"] >= pd.Timestamp(start)) & (frame["end_time"] < pd.Timestamp(end))
     return int(frame.loc[in_window & frame["host"].isin(hosts), "count"].sum())
 
 

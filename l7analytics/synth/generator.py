@@ -18,6 +18,7 @@ about the same per document at any ``scale``. Per window:
 
 from __future__ import annotations
 
+import contextlib
 import gzip as gzip_mod
 import math
 from collections import Counter
@@ -616,18 +617,17 @@ def load_labels(path: str | Path) -> list[dict[str, Any]]:
     return orjson.loads(Path(path).read_bytes())["incidents"]
 
 
-def _open(out: Path, gz: bool) -> BinaryIO:
+@contextlib.contextmanager
+def _open(out: Path, gz: bool) -> Iterator[BinaryIO]:
     """Gzip without a timestamp or file name in the header, so output stays byte-identical."""
-    raw = out.open("wb")
-    if not gz:
-        return raw
-    return gzip_mod.GzipFile(
-        filename="",
-        mode="wb",
-        fileobj=raw,
-        mtime=0,  # type: ignore[return-value]
-        compresslevel=1,
-    )
+    with out.open("wb") as raw:
+        if not gz:
+            yield raw
+            return
+        with gzip_mod.GzipFile(
+            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1
+        ) as packed:
+            yield packed  # type: ignore[misc]
 
 
 def write_dataset(
