@@ -289,3 +289,19 @@ def test_combined_partials_give_the_same_alerts(detector):
     parts = [detector.summarize(make_records([row]), BUCKET) for row in rows]
     combined = detector.detect(detector.combine(parts), CONTEXT)
     assert [a.to_event() for a in whole] == [a.to_event() for a in combined]
+
+
+def test_owasp_crs_restricted_files_list_is_loaded_from_a_path(tmp_path):
+    crs = tmp_path / "restricted-files.data"
+    crs.write_text("# OWASP CRS restricted files\n.ds_store\n/.idea/\nweb.config\n")
+    detector = RestrictedUrlDetector(config(crs_restricted_files=str(crs), rules=[]))
+    assert detector.match_path("/static/WEB.CONFIG")[1] == "crs-restricted-files"
+    assert detector.match_path("/%2Eidea/workspace.xml")[1] == "crs-restricted-files"
+    assert detector.match_path("/static/app.js")[1] == ""
+
+
+def test_missing_crs_file_given_by_path_is_a_config_error(tmp_path):
+    from l7analytics.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CRS data file not found"):
+        RestrictedUrlDetector(config(crs_restricted_files=str(tmp_path / "nope.data")))
