@@ -137,7 +137,7 @@ def test_probe_raises_one_alert_per_caller_destination_and_rule(detector):
         "succeeded_requests": 0,
         "distinct_paths": 2,
     }
-    assert {p["normalized"] for p in git.record["paths"]} == {"/.git/config", "/.git/HEAD"}
+    assert {p["normalized"] for p in git.record["path_details"]} == {"/.git/config", "/.git/HEAD"}
     assert git.dest_service_name == "frontend"
     assert git.dest_namespace == "shop"
     assert git.source_name_aggr == "pub"

@@ -137,7 +137,7 @@ def test_volume_spike_on_a_known_pair_fires_with_its_baseline(trained, tmp_path)
                  "/SendOrderConfirmation", 600, at(3, m)) for m in (5, 20, 35, 50)]  # fmt: skip
     alerts, _ = score_day(lake, store, tmp_path, spike)
     assert [a.record["caller"] for a in alerts] == ["shop/checkoutservice"]
-    route = alerts[0].record["routes"][0]
+    route = alerts[0].record["path_details"][0]
     assert route["observed"]["requests"] > 10 * route["baseline"]["requests"]
     assert set(alerts[0].record["verdicts"]) & {"model", "deviation"}
     assert any(c["quantity"] == "requests" for c in route["contributions"])

@@ -150,7 +150,7 @@ def test_scan_hidden_in_heavy_benign_pub_traffic_fires(detector):
     assert observed["error_share"] < 0.001  # the request error rate hardly moves
     assert observed["error_only_templates"] == 60
     assert observed["templates"] == 72
-    assert alert.record["paths"][0]["requests"] == 1
+    assert alert.record["path_details"][0]["requests"] == 1
     assert len(alert.record["paths"]) == 10  # top_paths
 
 

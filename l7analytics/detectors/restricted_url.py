@@ -254,7 +254,8 @@ class RestrictedUrlDetector(Detector):
                 "dest": text_or_none(dest),
                 "rule_id": rule.id,
                 "rule_description": rule.description,
-                "paths": [
+                "paths": list(paths["url_path"].head(20)),
+                "path_details": [
                     {
                         "path": r.url_path,
                         "normalized": r.normalized_path,

@@ -339,8 +339,8 @@ class UnusualPairDetector(Detector):
                 "caller": caller,
                 "dest": dest,
                 "new_destination": new_dest,
-                "routes": routes,
                 "paths": [r["path_template"] for r in routes],
+                "path_details": routes,
                 "observed": {"requests": int(group["requests"].sum()), "routes": len(group)},
                 "verdicts": [
                     v

@@ -196,7 +196,8 @@ class UrlScanDetector(Detector):
                 "detector_version": self.version,
                 "run_mode": context.run_mode,
                 "caller": caller,
-                "paths": top,
+                "paths": [t["path"] for t in top],
+                "path_details": top,
                 "destinations": [
                     {"dest": d, "requests": int(n)} for d, n in dests.head(10).items()
                 ],

@@ -1,0 +1,175 @@
+"""One Elasticsearch connection configuration for the CLI, notebooks and Airflow.
+
+Settings come from environment variables or the ``elasticsearch:`` section of the job's YAML
+file (environment wins), never from command-line flags, so secrets stay out of shell history
+and process lists::
+
+    L7_ES_HOSTS           https://es.example:9200[,https://...]
+    L7_ES_API_KEY         base64 "id:key" as Kibana shows it (preferred)
+    L7_ES_USERNAME        with L7_ES_PASSWORD, when API keys are not an option
+    L7_ES_PASSWORD
+    L7_ES_CA_CERTS        path to the CA bundle (Calico: the tigera-secure-es-http-certs CA)
+    L7_ES_VERIFY_CERTS    true (default) / false
+    L7_ES_REQUEST_TIMEOUT seconds (default 60)
+
+Secrets are :class:`pydantic.SecretStr`: printing the settings, a traceback or a log line
+shows ``**********``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from l7analytics.errors import ConfigError, L7AnalyticsError, SinkError, SourceError, SourceTimeout
+
+ENV_PREFIX = "L7_ES_"
+
+
+class EsSettings(BaseModel):
+    """Where Elasticsearch is and how to authenticate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=5, ge=0)
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _urls(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not host.startswith(("http://", "https://")):
+                raise ValueError(f"{host!r} must start with http:// or https://")
+        return hosts
+
+    @classmethod
+    def load(
+        cls, section: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> EsSettings:
+        """Settings from a config section overridden by ``L7_ES_*`` environment variables."""
+        environ = os.environ if environ is None else environ
+        data = dict(section or {})
+        for name in cls.model_fields:
+            value = environ.get(ENV_PREFIX + name.upper())
+            if value not in (None, ""):
+                data[name] = value
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            where = ".".join(str(p) for p in error["loc"])
+            raise ConfigError(
+                f"elasticsearch settings: {where}: {error['msg'].removeprefix('Value error, ')} "
+                f"(set {ENV_PREFIX}{str(error['loc'][0]).upper()} or elasticsearch.{where})"
+            ) from None
+
+    @property
+    def display_host(self) -> str:
+        """The first host without any userinfo, for messages."""
+        host = self.hosts[0]
+        scheme, _, rest = host.partition("://")
+        return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+
+
+def connect(settings: EsSettings):  # -> elasticsearch.Elasticsearch
+    """A client for ``settings`` (8.x client; it works with 7.17 and 8.x servers)."""
+    from elasticsearch import Elasticsearch
+    from elasticsearch.serializer import OrjsonSerializer
+
+    kwargs: dict[str, Any] = {
+        "hosts": settings.hosts,
+        "request_timeout": settings.request_timeout,
+        "max_retries": settings.max_retries,
+        "retry_on_timeout": True,
+        "retry_on_status": (429, 502, 503, 504),
+        "verify_certs": settings.verify_certs,
+        "serializer": OrjsonSerializer(),
+    }
+    if settings.ca_certs:
+        kwargs["ca_certs"] = settings.ca_certs
+    if settings.api_key is not None:
+        kwargs["api_key"] = settings.api_key.get_secret_value()
+    elif settings.username:
+        password = settings.password.get_secret_value() if settings.password else ""
+        kwargs["basic_auth"] = (settings.username, password)
+    return Elasticsearch(**kwargs)
+
+
+@contextlib.contextmanager
+def translate_errors(host: str, what: str, *, sink: bool = False) -> Iterator[None]:
+    """Map client exceptions to our hierarchy with one line naming host and problem."""
+    from elastic_transport import ConnectionError as TransportConnectionError
+    from elastic_transport import ConnectionTimeout, TlsError
+    from elasticsearch import (
+        ApiError,
+        AuthenticationException,
+        AuthorizationException,
+        NotFoundError,
+    )
+
+    failure = SinkError if sink else SourceError
+    try:
+        yield
+    except L7AnalyticsError:
+        raise
+    except AuthenticationException:
+        raise ConfigError(
+            f"{host}: authentication failed for {what} (check L7_ES_API_KEY or "
+            "L7_ES_USERNAME/L7_ES_PASSWORD)"
+        ) from None
+    except AuthorizationException as exc:
+        raise ConfigError(f"{host}: no privilege for {what}: {_reason(exc)}") from None
+    except NotFoundError as exc:
+        if _error_type(exc) == "index_not_found_exception":
+            raise failure(f"{host}: index missing for {what}: {_reason(exc)}") from None
+        raise failure(f"{host}: not found during {what}: {_reason(exc)}") from None
+    except TlsError as exc:
+        raise ConfigError(
+            f"{host}: TLS failed for {what} ({_first_line(exc)}; set "
+            "L7_ES_CA_CERTS to the cluster's CA bundle)"
+        ) from None
+    except ConnectionTimeout:
+        raise SourceTimeout(f"{host}: timed out during {what}") from None
+    except TransportConnectionError as exc:
+        raise SourceTimeout(f"{host}: unreachable during {what} ({_first_line(exc)})") from None
+    except ApiError as exc:
+        if exc.meta.status in (429, 502, 503, 504):
+            raise SourceTimeout(f"{host}: overloaded ({exc.meta.status}) during {what}") from None
+        raise failure(f"{host}: {what} failed ({exc.meta.status}): {_reason(exc)}") from None
+
+
+def _error_type(exc: Any) -> str | None:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"].get("type")
+    return None
+
+
+def _reason(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        return f"{error.get('type')}: {error.get('reason')}"
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

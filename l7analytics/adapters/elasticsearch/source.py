@@ -1,0 +1,446 @@
+"""Calico L7 logs from Elasticsearch, as a :class:`~l7analytics.ports.LogSource`.
+
+How a window ``[start, end)`` on ``end_time`` is read:
+
+- it is split into *time slices* read in parallel (threads), each sorted on
+  ``end_time`` and paged with ``search_after`` over one point in time; where the server has no
+  point-in-time API (7.17 without x-pack) each slice is a scroll instead, chosen automatically.
+  Time slices rather than Elasticsearch's ``slice`` parameter because a slice of a *reopened*
+  point in time may not hold the same documents as before; a time range always does, so an
+  expired point in time or scroll is reopened and the read resumes after the last ``end_time``
+  seen, skipping the ids already read at that instant: nothing lost, nothing twice;
+- only the fields the job needs are fetched (``_source`` includes, ``filter_path``), in large
+  pages, decoded with orjson and turned into Arrow tables straight away; a bounded queue keeps
+  memory flat whatever the window size;
+- 429, 5xx and timeouts are retried with exponential backoff;
+- afterwards ``_count`` for the same query must equal what was read, or the read fails (data
+  still arriving, or lost): the count is reported for the partition manifests;
+- a window is read only once ``read_delay`` has passed after its end (Calico flushes every
+  five minutes and ships with a delay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from l7analytics.adapters.elasticsearch.connection import translate_errors
+from l7analytics.errors import SourceError, SourceTimeout
+from l7analytics.ports import RawBatch
+from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
+from l7analytics.windows import Window, iso
+
+_RAW_SCHEMA = pa.schema(
+    [pa.field(f, pa.int64()) for f in (*TIME_FIELDS, *INT_FIELDS)]
+    + [pa.field(f, pa.string()) for f in STRING_FIELDS]
+)
+_FILTER_PATH = "pit_id,_scroll_id,hits.hits._id,hits.hits._index,hits.hits._source,hits.hits.sort"
+
+
+@dataclass(frozen=True)
+class EsReadOptions:
+    """How to read; the defaults suit a Calico cluster's L7 indices."""
+
+    index: str = "tigera_secure_ee_l7.*"
+    #: Single-index layout (``calico_l7logs*``): documents of every cluster, filtered here.
+    cluster_filter: str | None = None
+    slices: int = 2
+    page_size: int = 5000
+    keep_alive: str = "5m"
+    read_delay: timedelta = timedelta(minutes=10)
+    method: str = "auto"  # "pit", "scroll" or "auto"
+    verify_count: bool = True
+    max_attempts: int = 6
+    wait_for_data: bool = True
+
+
+def index_for(index: str, cluster: str | None, single_index: bool) -> tuple[str, str | None]:
+    """Index pattern and cluster filter for Calico's two layouts.
+
+    >>> index_for("tigera_secure_ee_l7.*", "prod", False)
+    ('tigera_secure_ee_l7.prod.*', None)
+    >>> index_for("tigera_secure_ee_l7.*", "prod", True)
+    ('calico_l7logs*', 'prod')
+    """
+    if single_index:
+        return "calico_l7logs*", cluster or "cluster"
+    if cluster and index == "tigera_secure_ee_l7.*":
+        return f"tigera_secure_ee_l7.{cluster}.*", None
+    return index, None
+
+
+@dataclass
+class _Progress:
+    """What one slice has read, enough to resume after an expired context."""
+
+    last_end_time: int | None = None
+    ids_at_last: set[str] = field(default_factory=set)
+    read: int = 0
+
+
+class EsL7Source:
+    """Reads L7 documents of a window; see the module docstring for how."""
+
+    def __init__(
+        self,
+        client: Any,
+        options: EsReadOptions,
+        host: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.options = options
+        self.host = host
+        self.clock = clock
+        self.sleep = sleep
+        self.description = f"elasticsearch:{host}/{options.index}"
+        self.documents_read = 0
+        self.expected_count: int | None = None
+        self.method_used: str | None = None
+
+    # -- LogSource ----------------------------------------------------------------------
+    def batches(self, window: Window | None) -> Iterator[RawBatch]:
+        if window is None:
+            raise SourceError("elasticsearch source: a window (--start/--end) is required")
+        self._wait_until_final(window)
+        self.method_used = self._choose_method()
+        slices = list(window.split(_slice_length(window, self.options.slices)))
+        results: queue.Queue[object] = queue.Queue(maxsize=2 * len(slices))
+        stop = threading.Event()
+        threads = [
+            threading.Thread(
+                target=self._run_slice,
+                args=(s, results, stop),
+                daemon=True,
+                name=f"l7-es-slice-{i}",
+            )
+            for i, s in enumerate(slices)
+        ]
+        for thread in threads:
+            thread.start()
+        finished = 0
+        try:
+            while finished < len(threads):
+                item = results.get()
+                if item is _SLICE_DONE:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    self.documents_read += item.table.num_rows  # type: ignore[union-attr]
+                    yield item  # type: ignore[misc]
+        finally:
+            stop.set()
+        if self.options.verify_count:
+            self._verify_count(window)
+
+    def count(self, window: Window) -> int:
+        with translate_errors(self.host, f"counting {self.options.index}"):
+            response = self._retrying(
+                lambda: self.client.count(
+                    index=self.options.index,
+                    query=self._query(window, None),
+                    ignore_unavailable=True,
+                    allow_no_indices=True,
+                )
+            )
+        return int(response["count"])
+
+    def manifest(self) -> dict[str, Any]:
+        return {"source_count": self.expected_count, "read_method": self.method_used}
+
+    # -- internals ----------------------------------------------------------------------
+    def _wait_until_final(self, window: Window) -> None:
+        ready = window.end + self.options.read_delay
+        now = self.clock()
+        if now >= ready:
+            return
+        if not self.options.wait_for_data:
+            raise SourceTimeout(
+                f"window {window} still receives data until {iso(ready)} "
+                f"(read_delay {self.options.read_delay})"
+            )
+        self.sleep((ready - now).total_seconds())
+
+    def _choose_method(self) -> str:
+        if self.options.method in ("pit", "scroll"):
+            return self.options.method
+        from elasticsearch import ApiError
+
+        try:
+            pit = self.client.open_point_in_time(
+                index=self.options.index, keep_alive="10s", ignore_unavailable=True
+            )
+        except ApiError as exc:
+            if exc.meta.status in (400, 404, 405):
+                return "scroll"  # no point-in-time API (7.17 without x-pack)
+            with translate_errors(self.host, f"opening a point in time on {self.options.index}"):
+                raise
+        self._close_pit(pit["id"])
+        return "pit"
+
+    def _query(self, window: Window, after: int | None) -> dict[str, Any]:
+        lower = {"gte": int(window.start.timestamp())}
+        if after is not None:
+            lower = {"gte": after}
+        filters: list[dict[str, Any]] = [
+            {
+                "range": {
+                    "end_time": {
+                        **lower,
+                        "lt": int(window.end.timestamp()),
+                        "format": "epoch_second",
+                    }
+                }
+            }
+        ]
+        if self.options.cluster_filter:
+            filters.append({"term": {"cluster": self.options.cluster_filter}})
+        return {"bool": {"filter": filters}}
+
+    def _run_slice(self, window: Window, out: queue.Queue[object], stop: threading.Event) -> None:
+        try:
+            progress = _Progress()
+            reader = self._read_pit if self.method_used == "pit" else self._read_scroll
+            while not stop.is_set():
+                try:
+                    for hits in reader(window, progress, stop):
+                        batch = self._to_batch(hits, progress)
+                        if batch is not None:
+                            _put(out, batch, stop)
+                    break
+                except _ContextExpired:
+                    continue  # reopen and resume after the last end_time read
+            _put(out, _SLICE_DONE, stop)
+        except BaseException as exc:
+            _put(out, exc, stop)
+
+    def _read_pit(
+        self, window: Window, progress: _Progress, stop: threading.Event
+    ) -> Iterator[list[dict]]:
+        with translate_errors(self.host, f"opening a point in time on {self.options.index}"):
+            pit = self._retrying(
+                lambda: self.client.open_point_in_time(
+                    index=self.options.index,
+                    keep_alive=self.options.keep_alive,
+                    ignore_unavailable=True,
+                )
+            )
+        pit_id = pit["id"]
+        search_after = None
+        try:
+            while not stop.is_set():
+                body: dict[str, Any] = {
+                    "pit": {"id": pit_id, "keep_alive": self.options.keep_alive},
+                    "query": self._query(window, progress.last_end_time),
+                    "sort": [{"end_time": "asc"}, {"_shard_doc": "asc"}],
+                    "size": self.options.page_size,
+                    "_source": list(SOURCE_FIELDS),
+                    "track_total_hits": False,
+                }
+                if search_after is not None:
+                    body["search_after"] = search_after
+                response = self._search(body, "reading with a point in time")
+                pit_id = response.get("pit_id", pit_id)
+                hits = response.get("hits", {}).get("hits", [])
+                if not hits:
+                    return
+                search_after = hits[-1]["sort"]
+                yield hits
+                if len(hits) < self.options.page_size:
+                    return
+        finally:
+            self._close_pit(pit_id)
+
+    def _read_scroll(
+        self, window: Window, progress: _Progress, stop: threading.Event
+    ) -> Iterator[list[dict]]:
+        body = {
+            "query": self._query(window, progress.last_end_time),
+            "sort": [{"end_time": "asc"}, "_doc"],
+            "size": self.options.page_size,
+            "_source": list(SOURCE_FIELDS),
+        }
+        response = self._search(
+            body, "opening a scroll", scroll=self.options.keep_alive, index=self.options.index
+        )
+        scroll_id = response.get("_scroll_id")
+        try:
+            while not stop.is_set():
+                hits = response.get("hits", {}).get("hits", [])
+                if not hits:
+                    return
+                yield hits
+                response = self._scroll(scroll_id)
+                scroll_id = response.get("_scroll_id", scroll_id)
+        finally:
+            if scroll_id:
+                self._quietly(lambda: self.client.clear_scroll(scroll_id=scroll_id))
+
+    def _search(self, body: dict[str, Any], what: str, **params: Any) -> dict[str, Any]:
+        from elasticsearch import ApiError
+
+        with translate_errors(self.host, what):
+            try:
+                response = self._retrying(
+                    lambda: self.client.search(
+                        body=body,
+                        filter_path=_FILTER_PATH,
+                        ignore_unavailable=True,
+                        allow_no_indices=True,
+                        **params,
+                    )
+                )
+            except ApiError as exc:
+                if _expired(exc):
+                    raise _ContextExpired from None
+                raise
+        return response.body if hasattr(response, "body") else response
+
+    def _scroll(self, scroll_id: str) -> dict[str, Any]:
+        from elasticsearch import ApiError
+
+        with translate_errors(self.host, "continuing a scroll"):
+            try:
+                response = self._retrying(
+                    lambda: self.client.scroll(
+                        scroll_id=scroll_id,
+                        scroll=self.options.keep_alive,
+                        filter_path=_FILTER_PATH,
+                    )
+                )
+            except ApiError as exc:
+                if _expired(exc):
+                    raise _ContextExpired from None
+                raise
+        return response.body if hasattr(response, "body") else response
+
+    def _retrying(self, call: Callable[[], Any]) -> Any:
+        """Retry 429, 5xx and timeouts with exponential backoff (0.5 s, 1 s, 2 s ...)."""
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elasticsearch import ApiError
+
+        delay = 0.5
+        for attempt in range(1, self.options.max_attempts + 1):
+            try:
+                return call()
+            except ApiError as exc:
+                retryable = exc.meta.status in (429, 500, 502, 503, 504)
+                if not retryable or attempt == self.options.max_attempts:
+                    raise
+            except TransportConnectionError:
+                if attempt == self.options.max_attempts:
+                    raise
+            self.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        raise AssertionError("unreachable")
+
+    def _to_batch(self, hits: list[dict], progress: _Progress) -> RawBatch | None:
+        """Hits as a raw table, skipping those already read before a context was reopened."""
+        sources = []
+        for hit in hits:
+            source = hit.get("_source") or {}
+            end = source.get("end_time")
+            key = f"{hit.get('_index')}/{hit.get('_id')}"
+            if isinstance(end, int | float):
+                end = int(end)
+                if progress.last_end_time is not None and end == progress.last_end_time:
+                    if key in progress.ids_at_last:
+                        continue
+                elif progress.last_end_time is None or end > progress.last_end_time:
+                    progress.last_end_time = end
+                    progress.ids_at_last = set()
+                progress.ids_at_last.add(key)
+            sources.append((key, source))
+        if not sources:
+            return None
+        progress.read += len(sources)
+        table = _table([s for _, s in sources])
+        keys = [k for k, _ in sources]
+        return RawBatch(
+            table=table,
+            raw_record=lambda i: orjson.dumps(sources[i][1]).decode(),
+            origin=lambda i: f"{self.options.index}:{keys[i]}",
+        )
+
+    def _verify_count(self, window: Window) -> None:
+        self.expected_count = self.count(window)
+        if self.expected_count != self.documents_read:
+            raise SourceError(
+                f"{self.host}: read {self.documents_read} documents of {window} but _count says "
+                f"{self.expected_count}; data may still be arriving (raise read_delay) or the "
+                "index changed during the read; nothing was written"
+            )
+
+    def _close_pit(self, pit_id: str) -> None:
+        self._quietly(lambda: self.client.close_point_in_time(id=pit_id))
+
+    @staticmethod
+    def _quietly(call: Callable[[], Any]) -> None:
+        with contextlib.suppress(Exception):
+            call()
+
+
+class _ContextExpired(Exception):
+    """The point in time or scroll is gone (expired or closed): reopen and resume."""
+
+
+_SLICE_DONE = object()
+
+
+def _expired(exc: Any) -> bool:
+    """A 404 whose cause is a search context (point in time or scroll) that no longer exists."""
+    text = str(getattr(exc, "body", ""))
+    return exc.meta.status == 404 and (
+        "search_context_missing_exception" in text or "No search context found" in text
+    )
+
+
+def _put(out: queue.Queue[object], item: object, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            out.put(item, timeout=0.2)
+            return
+        except queue.Full:
+            continue
+
+
+def _slice_length(window: Window, slices: int) -> timedelta:
+    seconds = max(1, int(window.duration.total_seconds() // max(1, slices)))
+    return timedelta(
+        seconds=seconds if window.duration.total_seconds() % slices == 0 else seconds + 1
+    )
+
+
+def _table(sources: list[dict]) -> pa.Table:
+    """Hits' ``_source`` as an Arrow table in the raw types; odd types fall back to text so the
+    normalizer can validate them (and quarantine what is wrong) in one place."""
+    try:
+        return pa.Table.from_pylist(sources, schema=_RAW_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.table(
+            {
+                name: pa.array([_text(s.get(name)) for s in sources], pa.string())
+                for name in SOURCE_FIELDS
+            }
+        )
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return orjson.dumps(value).decode()
