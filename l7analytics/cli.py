@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="file for rejected documents (default <lake>/quarantine/<window>.ndjson)",
     )
     p.add_argument("--backfill", action="store_true", help="mark the run as a backfill")
+    _add_config(p)
 
     p = sub.add_parser("train", help="learn baselines and the unusual-pair model from history")
     p.add_argument("--lake", required=True)
@@ -84,15 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="run the detectors over a window of the lake")
     p.add_argument("--lake", required=True)
     _add_window(p, required=True)
-    p.add_argument("--alerts", required=True, help="alerts file, .ndjson or .parquet")
+    p.add_argument("--alerts", help="alerts file, .ndjson or .parquet")
+    p.add_argument(
+        "--es",
+        action="store_true",
+        help="write alerts to the Elasticsearch alerts index (and Calico events)",
+    )
     p.add_argument("--backfill", action="store_true", help="mark alerts as produced by a backfill")
     _add_config(p)
 
     p = sub.add_parser("run", help="extract, score and publish one window")
-    p.add_argument("--input", action="append", required=True)
+    p.add_argument("--input", action="append", help="NDJSON input (default: Elasticsearch)")
+    p.add_argument("--es", action="store_true", help="read from and publish to Elasticsearch")
     p.add_argument("--lake", required=True)
     _add_window(p, required=True)
-    p.add_argument("--alerts", required=True)
+    p.add_argument("--alerts", help="alerts file, .ndjson or .parquet")
     p.add_argument("--backfill", action="store_true")
     _add_config(p)
 
@@ -162,12 +169,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _extract(args: argparse.Namespace, window: Window | None, run_mode: str):
     from l7analytics.adapters.files import NdjsonQuarantine
     from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.ndjson_source import NdjsonSource
     from l7analytics.pipeline import extract
     from l7analytics.report import console, extract_summary, progress_bar
 
     lake = ParquetLake(args.lake)
-    source = NdjsonSource(args.input)
+    source = _source(args, window)
     label = "all" if window is None else f"{iso(window.start)}_{iso(window.end)}"
     quarantine_path = getattr(args, "quarantine", None) or str(
         Path(args.lake) / "quarantine" / f"{label.replace(':', '')}.ndjson"
@@ -177,6 +183,25 @@ def _extract(args: argparse.Namespace, window: Window | None, run_mode: str):
         result = extract(source, lake, window, quarantine, run_mode=run_mode, progress=advance)
     console.print(extract_summary(result, args.lake, quarantine_path))
     return result
+
+
+def _source(args: argparse.Namespace, window: Window | None):
+    """NDJSON files, or Elasticsearch with ``--es``; exactly one of them."""
+    from l7analytics.adapters.ndjson_source import NdjsonSource
+
+    if getattr(args, "es", False) and args.input:
+        raise ConfigError("give --input files or --es, not both")
+    if args.input:
+        return NdjsonSource(args.input)
+    if not getattr(args, "es", False):
+        raise ConfigError("nothing to read: give --input FILE or --es")
+    if window is None:
+        raise ConfigError("--es needs --start and --end")
+    from l7analytics.adapters.elasticsearch.factory import es_client, es_source
+
+    settings = _settings(args)
+    client, host = es_client(settings)
+    return es_source(settings, client, host)
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -203,27 +228,35 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace, settings, window: Window, run_mode: str):
-    from l7analytics.adapters.files import alert_sink_for
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.adapters.model_store import LakeModelStore
     from l7analytics.pipeline import score
     from l7analytics.report import alerts_table, console, progress_bar, score_summary
 
-    sink = alert_sink_for(args.alerts)
+    sinks = _sinks(args, settings)
     lake = ParquetLake(args.lake)
     with progress_bar("scoring", None) as advance:
         result = score(
-            lake,
-            window,
-            settings,
-            [sink],
-            LakeModelStore(lake),
-            run_mode=run_mode,
-            progress=advance,
+            lake, window, settings, sinks, LakeModelStore(lake), run_mode=run_mode, progress=advance
         )
     console.print(alerts_table(result.alerts, limit=15))
-    console.print(score_summary(result, [sink.description]))
+    console.print(score_summary(result, [s.description for s in sinks]))
     return result
+
+
+def _sinks(args: argparse.Namespace, settings) -> list:
+    """Alert sinks: ``--alerts FILE`` and/or ``--es`` (alerts index, Calico events)."""
+    from l7analytics.adapters.files import alert_sink_for
+
+    sinks = [alert_sink_for(args.alerts)] if getattr(args, "alerts", None) else []
+    if getattr(args, "es", False):
+        from l7analytics.adapters.elasticsearch.factory import es_client, es_sinks
+
+        client, host = es_client(settings)
+        sinks += es_sinks(settings, client, host)
+    if not sinks:
+        raise ConfigError("nowhere to write alerts: give --alerts FILE or --es")
+    return sinks
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -147,6 +147,42 @@ class AllowlistEntry(_Strict):
     path: str = "*"
 
 
+class EsSourceConfig(_Strict):
+    """Where and how L7 logs are read from Elasticsearch."""
+
+    index: str = "tigera_secure_ee_l7.*"
+    cluster: str | None = None
+    single_index: bool = False
+    slices: int = Field(default=2, ge=1, le=64)
+    page_size: int = Field(default=5000, ge=100, le=10_000)
+    keep_alive: str = "5m"
+    read_delay: Duration = "10m"
+    method: Literal["auto", "pit", "scroll"] = "auto"
+    verify_count: bool = True
+
+    _durations = field_validator("read_delay")(_check_duration)
+
+    @property
+    def read_delay_delta(self) -> timedelta:
+        return parse_duration(self.read_delay, name="elasticsearch.source.read_delay")
+
+
+class EsAlertsConfig(_Strict):
+    """Where alerts are written in Elasticsearch."""
+
+    index: str = Field(default="l7-anomaly-alerts", pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    calico_events: bool = False
+    calico_events_index: str | None = None
+    cluster: str = "cluster"
+
+
+class ElasticsearchConfig(_Strict):
+    #: Connection (hosts, auth, TLS); secrets belong in L7_ES_* environment variables.
+    connection: dict[str, Any] = {}
+    source: EsSourceConfig = EsSourceConfig()
+    alerts: EsAlertsConfig = EsAlertsConfig()
+
+
 class Settings(_Strict):
     """Everything the job can be told. See ``defaults/config.yaml`` for the documented values."""
 
@@ -154,6 +190,7 @@ class Settings(_Strict):
     suppression: Duration | None = "6h"
     detectors: DetectorsConfig = DetectorsConfig()
     allowlist: list[AllowlistEntry] = []
+    elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
 
     _durations = field_validator("window")(_check_duration)
 

@@ -112,7 +112,8 @@ def extract(
     with lake.writer(window, source.description, LAKE_SUMMARIES, run_mode) as writer:
         writer.write(records())
         quarantine.close()
-        result.partitions = writer.commit()
+        facts = source.manifest() if hasattr(source, "manifest") else {}
+        result.partitions = writer.commit(facts)
     result.seconds = time.perf_counter() - started
     return result
 

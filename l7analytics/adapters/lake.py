@@ -304,8 +304,9 @@ class LakeWriter:
         except OSError as exc:
             raise LakeError(f"lake: cannot write {self.lake.root}: {exc}") from exc
 
-    def commit(self) -> list[dict[str, Any]]:
-        """Write manifests and summaries, then swap every affected partition in."""
+    def commit(self, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Write manifests (with ``extra`` facts from the source, such as the count it
+        verified) and summaries, then swap every affected partition in."""
         if self._unlogged:
             table = pa.concat_tables(self._unlogged)
             for row in (
@@ -349,6 +350,7 @@ class LakeWriter:
                 "written_at": written_at,
                 "schema_version": SCHEMA_VERSION,
                 "l7analytics_version": __version__,
+                **(extra or {}),
             }
             staged = f"{self.staging}/{partition_path(RECORDS, date, hour)}"
             self.lake.ensure_dir(staged)

@@ -113,6 +113,7 @@ class EsL7Source:
         if window is None:
             raise SourceError("elasticsearch source: a window (--start/--end) is required")
         self._wait_until_final(window)
+        self._check_index()
         self.method_used = self._choose_method()
         slices = list(window.split(_slice_length(window, self.options.slices)))
         results: queue.Queue[object] = queue.Queue(maxsize=2 * len(slices))
@@ -171,6 +172,19 @@ class EsL7Source:
                 f"(read_delay {self.options.read_delay})"
             )
         self.sleep((ready - now).total_seconds())
+
+    def _check_index(self) -> None:
+        """Fail when the pattern matches no index: almost always a wrong cluster name."""
+        with translate_errors(self.host, f"reading {self.options.index}"):
+            self._retrying(
+                lambda: self.client.search(
+                    index=self.options.index,
+                    size=0,
+                    allow_no_indices=False,
+                    track_total_hits=False,
+                    filter_path="took",
+                )
+            )
 
     def _choose_method(self) -> str:
         if self.options.method in ("pit", "scroll"):
@@ -238,11 +252,13 @@ class EsL7Source:
             )
         pit_id = pit["id"]
         search_after = None
+        # Fixed for the life of this point in time; a reopened one resumes from here.
+        query = self._query(window, progress.last_end_time)
         try:
             while not stop.is_set():
                 body: dict[str, Any] = {
                     "pit": {"id": pit_id, "keep_alive": self.options.keep_alive},
-                    "query": self._query(window, progress.last_end_time),
+                    "query": query,
                     "sort": [{"end_time": "asc"}, {"_shard_doc": "asc"}],
                     "size": self.options.page_size,
                     "_source": list(SOURCE_FIELDS),
@@ -290,16 +306,12 @@ class EsL7Source:
     def _search(self, body: dict[str, Any], what: str, **params: Any) -> dict[str, Any]:
         from elasticsearch import ApiError
 
+        if "pit" not in body:  # index options are refused together with a point in time
+            params.update(ignore_unavailable=True, allow_no_indices=True)
         with translate_errors(self.host, what):
             try:
                 response = self._retrying(
-                    lambda: self.client.search(
-                        body=body,
-                        filter_path=_FILTER_PATH,
-                        ignore_unavailable=True,
-                        allow_no_indices=True,
-                        **params,
-                    )
+                    lambda: self.client.search(body=body, filter_path=_FILTER_PATH, **params)
                 )
             except ApiError as exc:
                 if _expired(exc):

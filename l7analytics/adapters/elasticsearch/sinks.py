@@ -1,0 +1,224 @@
+"""Alert sinks in Elasticsearch: the project's alerts index and Calico's events index.
+
+Both write with the alert's deterministic ``id`` as ``_id``, so a re-run adds nothing.
+
+*Alerts index* (default ``l7-anomaly-alerts``): created from an index template if missing.
+Existing alerts are read back first; an alert whose job-owned fields are unchanged is not
+written at all, a changed one (a suppression period that gained an occurrence) gets a partial
+``update`` of the job's fields only, so what an analyst set (``dismissed``,
+``workflow_status``, ``assignee``) is never overwritten.
+
+*Calico events* (write alias ``tigera_secure_ee_events.<cluster>.``): exactly the
+security-events schema (top-level fields of the alert plus ``cluster``); documents are created
+once (``op_type: create``) and an existing id is left alone, as Linseed does.
+
+Items the server rejects with 429 or 5xx are retried with backoff; what still fails is
+reported with the reason and fails the run (:class:`~l7analytics.errors.SinkError`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from l7analytics.adapters.elasticsearch.connection import translate_errors
+from l7analytics.adapters.elasticsearch.templates import alerts_template
+from l7analytics.alerts import EVENT_FIELDS, Alert
+from l7analytics.errors import SinkError
+
+RETRYABLE = (429, 500, 502, 503, 504)
+
+
+class _BulkWriter:
+    """Bulk requests with per-item retries; subclasses decide what to send."""
+
+    def __init__(
+        self,
+        client: Any,
+        index: str,
+        host: str,
+        max_attempts: int = 5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.index = index
+        self.host = host
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+
+    def _bulk(self, actions: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, int]:
+        """Send ``(action, source)`` pairs; returns counts by outcome. Raises on failures."""
+        outcome = {"created": 0, "updated": 0, "noop": 0, "exists": 0}
+        pending = actions
+        delay = 0.5
+        failures: list[str] = []
+        for attempt in range(1, self.max_attempts + 1):
+            if not pending:
+                break
+            operations: list[dict[str, Any]] = []
+            for action, source in pending:
+                operations += [action, source]
+            with translate_errors(self.host, f"writing alerts to {self.index}", sink=True):
+                response = self.client.bulk(operations=operations, refresh="wait_for")
+            retry, failures = [], []
+            for (action, source), item in zip(pending, response["items"], strict=True):
+                ((op, result),) = item.items()
+                status = result.get("status", 500)
+                if status < 300:
+                    outcome[
+                        "noop"
+                        if result.get("result") == "noop"
+                        else "updated"
+                        if op == "update"
+                        else "created"
+                    ] += 1
+                elif op == "create" and status == 409:
+                    outcome["exists"] += 1
+                elif status in RETRYABLE and attempt < self.max_attempts:
+                    retry.append((action, source))
+                else:
+                    error = result.get("error", {})
+                    failures.append(
+                        f"{result.get('_id')}: {status} {error.get('type')}: {error.get('reason')}"
+                    )
+            pending = retry
+            if pending:
+                self.sleep(delay)
+                delay = min(delay * 2, 30)
+        if failures:
+            shown = "; ".join(failures[:3]) + (
+                f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
+            )
+            raise SinkError(
+                f"{self.host}: {len(failures)} alert(s) not written to {self.index}: {shown}"
+            )
+        return outcome
+
+
+class EsAlertSink(_BulkWriter):
+    """The project's alerts index; see the module docstring."""
+
+    def __init__(
+        self,
+        client: Any,
+        index: str = "l7-anomaly-alerts",
+        host: str = "",
+        cluster: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(client, index, host, **kwargs)
+        self.cluster = cluster
+        self.description = f"elasticsearch:{host}/{index}"
+        self.last_outcome: dict[str, int] = {}
+        self._ready = False
+
+    def ensure_index(self) -> None:
+        """Install the index template and create the index when missing (idempotent)."""
+        from elasticsearch import BadRequestError
+
+        with translate_errors(self.host, f"installing the {self.index} template", sink=True):
+            self.client.indices.put_index_template(name=self.index, **alerts_template(self.index))
+            if not self.client.indices.exists(index=self.index):
+                try:
+                    self.client.indices.create(index=self.index)
+                except BadRequestError as exc:
+                    if "resource_already_exists_exception" not in str(exc.body):
+                        raise
+        self._ready = True
+
+    def write(self, alerts: Sequence[Alert]) -> int:
+        if not self._ready:
+            self.ensure_index()
+        if not alerts:
+            self.last_outcome = {}
+            return 0
+        docs = {a.id: self._document(a) for a in alerts}
+        existing = self._existing(list(docs))
+        actions = []
+        for alert_id, doc in docs.items():
+            old = existing.get(alert_id)
+            if old is None:
+                actions.append(({"create": {"_index": self.index, "_id": alert_id}}, doc))
+                continue
+            merged = _merge_occurrences(doc, old)
+            if any(old.get(k) != v for k, v in merged.items()):
+                actions.append(
+                    ({"update": {"_index": self.index, "_id": alert_id}}, {"doc": merged})
+                )
+        self.last_outcome = self._bulk(actions) if actions else {"noop": len(docs)}
+        return self.last_outcome.get("created", 0) + self.last_outcome.get("updated", 0)
+
+    def _document(self, alert: Alert) -> dict[str, Any]:
+        doc = alert.to_event()
+        if self.cluster:
+            doc["cluster"] = self.cluster
+        return doc
+
+    def _existing(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        with translate_errors(self.host, f"reading alerts from {self.index}", sink=True):
+            for start in range(0, len(ids), 1000):
+                response = self.client.mget(index=self.index, ids=ids[start : start + 1000])
+                for doc in response["docs"]:
+                    if doc.get("found"):
+                        found[doc["_id"]] = doc["_source"]
+        return found
+
+
+def _merge_occurrences(doc: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """The new document with the occurrence windows already stored kept (a set union), so
+    writing the same suppression period from two runs counts every window once."""
+    record = dict(doc["record"])
+    windows = sorted(
+        set(record.get("occurrence_windows", []))
+        | set(old.get("record", {}).get("occurrence_windows", []))
+    )
+    record["occurrence_windows"] = windows
+    record["occurrences"] = len(windows)
+    starts = [
+        w
+        for w in (record.get("first_window_start"), old.get("record", {}).get("first_window_start"))
+        if w
+    ]
+    if starts:
+        record["first_window_start"] = min(starts)
+    ends = [
+        w
+        for w in (record.get("last_window_end"), old.get("record", {}).get("last_window_end"))
+        if w
+    ]
+    if ends:
+        record["last_window_end"] = max(ends)
+    return {**doc, "severity": max(doc["severity"], old.get("severity", 0)), "record": record}
+
+
+class CalicoEventsSink(_BulkWriter):
+    """Calico's security events, so alerts show in the Manager UI (``calico-l7.md`` §5)."""
+
+    def __init__(
+        self,
+        client: Any,
+        cluster: str = "cluster",
+        index: str | None = None,
+        host: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(client, index or f"tigera_secure_ee_events.{cluster}.", host, **kwargs)
+        self.cluster = cluster
+        self.description = f"calico-events:{host}/{self.index}"
+        self.last_outcome: dict[str, int] = {}
+
+    def write(self, alerts: Sequence[Alert]) -> int:
+        if not alerts:
+            return 0
+        actions = [({"create": {"_index": self.index, "_id": a.id}}, self.event(a)) for a in alerts]
+        self.last_outcome = self._bulk(actions)
+        return self.last_outcome["created"]
+
+    def event(self, alert: Alert) -> dict[str, Any]:
+        """Exactly the security-event fields: the alert's top level, ``cluster``; the rest is
+        under ``record`` (Linseed rejects unknown top-level fields)."""
+        doc = {k: v for k, v in alert.to_event().items() if k in EVENT_FIELDS}
+        doc["cluster"] = self.cluster
+        return doc

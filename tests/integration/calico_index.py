@@ -1,0 +1,52 @@
+"""Index generated Calico L7 documents the way Calico does (template, rollover-style names)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from l7analytics.adapters.elasticsearch.templates import calico_l7_template
+from l7analytics.synth import generate
+
+ROLLOVER = "tigera_secure_ee_l7.cluster.fluentd-20261101-{:06d}"
+
+
+def generated_docs(start: datetime, hours: int, seed: int = 3) -> list[dict]:
+    """The first ``hours`` of a generated day (the generator streams window by window)."""
+    docs, _labels = generate(start, days=1, seed=seed)
+    end = int((start + timedelta(hours=hours)).timestamp())
+    out = []
+    for doc in docs:
+        if doc["end_time"] >= end:
+            break
+        out.append(doc)
+    return out
+
+
+def install_template(client) -> None:
+    client.indices.put_index_template(name="calico-l7-test", **calico_l7_template())
+
+
+def index_docs(client, docs: Iterable[dict], indices: int = 2, refresh: bool = True) -> int:
+    """Bulk-index ``docs`` spread over ``indices`` rollover-style indices; returns the count."""
+    docs = list(docs)
+    install_template(client)
+    per = -(-len(docs) // indices)
+    for n in range(indices):
+        chunk = docs[n * per : (n + 1) * per]
+        operations: list[dict] = []
+        for doc in chunk:
+            operations += [{"index": {"_index": ROLLOVER.format(n + 1)}}, doc]
+        for start in range(0, len(operations), 10_000):
+            response = client.bulk(operations=operations[start : start + 10_000])
+            assert not response["errors"], response["items"][:3]
+    if refresh:
+        client.indices.refresh(index="tigera_secure_ee_l7.*")
+    return len(docs)
+
+
+def delete_indices(client, pattern: str) -> None:
+    """Delete the indices matching ``pattern`` by name (8.x refuses wildcard deletes)."""
+    names = list(client.indices.get(index=pattern, allow_no_indices=True, ignore_unavailable=True))
+    if names:
+        client.indices.delete(index=",".join(names))
