@@ -61,12 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--scale", type=float, default=1.0, help="traffic volume multiplier")
 
-    p = sub.add_parser("extract", help="read NDJSON logs into the Parquet lake")
+    p = sub.add_parser("extract", help="read L7 logs (files or Elasticsearch) into the lake")
     p.add_argument(
         "--input",
         action="append",
-        required=True,
         help="NDJSON file of documents or ES hits, plain or .gz (repeatable)",
+    )
+    p.add_argument(
+        "--es",
+        action="store_true",
+        help="read from Elasticsearch (settings: elasticsearch.*, secrets in L7_ES_* env)",
     )
     p.add_argument("--lake", required=True, help="lake root directory or URI")
     _add_window(p, required=False)

@@ -42,7 +42,7 @@ class EsSettings(BaseModel):
     ca_certs: str | None = None
     verify_certs: bool = True
     request_timeout: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=5, ge=0)
+    max_retries: int = Field(default=2, ge=0)
 
     @field_validator("hosts", mode="before")
     @classmethod

@@ -59,7 +59,7 @@ class EsReadOptions:
     read_delay: timedelta = timedelta(minutes=10)
     method: str = "auto"  # "pit", "scroll" or "auto"
     verify_count: bool = True
-    max_attempts: int = 6
+    max_attempts: int = 4
     wait_for_data: bool = True
 
 

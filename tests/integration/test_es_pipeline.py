@@ -1,0 +1,92 @@
+"""The command line against a real Elasticsearch: `run --es` extracts a window of Calico's
+L7 indices into the lake, scores it and publishes alerts; running it again adds nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from calico_index import delete_indices, generated_docs, index_docs
+
+from l7analytics.cli import main
+
+pytestmark = pytest.mark.es
+
+DAY = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture()
+def es_env(es_server, monkeypatch, tmp_path):
+    client = es_server.client()
+    delete_indices(client, "tigera_secure_ee_l7.*")
+    delete_indices(client, "l7-anomaly-alerts*")
+    # The generator puts its incidents on the last day: one day of traffic has them.
+    index_docs(
+        client,
+        [
+            d
+            for d in generated_docs(DAY, hours=24)
+            if d["end_time"] < int(datetime(2026, 11, 1, 6, tzinfo=UTC).timestamp())
+        ],
+    )
+    monkeypatch.setenv("L7_ES_HOSTS", es_server.url)
+    config = tmp_path / "settings.yaml"
+    config.write_text(
+        "elasticsearch:\n  source:\n    read_delay: 0s\n  alerts:\n    calico_events: true\n"
+    )
+    return client, config
+
+
+def test_run_reads_elasticsearch_and_publishes_alerts_idempotently(es_env, tmp_path, capsys):
+    client, config = es_env
+    args = [
+        "run",
+        "--es",
+        "--lake",
+        str(tmp_path / "lake"),
+        "--start",
+        "2026-11-01T02:00:00Z",
+        "--end",
+        "2026-11-01T06:00:00Z",
+        "--config",
+        str(config),
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "elasticsearch:" in out and "records scored" in out
+    client.indices.refresh(index="l7-anomaly-alerts")
+    first = client.count(index="l7-anomaly-alerts")["count"]
+    events = client.count(index="tigera_secure_ee_events.cluster.")["count"]
+    assert first > 0 and events == first
+    origins = {
+        h["_source"]["origin"]
+        for h in client.search(index="l7-anomaly-alerts", size=100)["hits"]["hits"]
+    }
+    assert {"l7.restricted_url", "l7.url_scan"} <= origins
+
+    assert main(args) == 0  # the same window again
+    client.indices.refresh(index="l7-anomaly-alerts")
+    assert client.count(index="l7-anomaly-alerts")["count"] == first
+    assert client.count(index="tigera_secure_ee_events.cluster.")["count"] == events
+    assert (tmp_path / "lake/l7/date=2026-11-01/hour=05/_manifest.json").is_file()
+
+
+def test_wrong_host_fails_in_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("L7_ES_HOSTS", "http://127.0.0.1:9")
+    monkeypatch.setenv("L7_ES_API_KEY", "c2VjcmV0LWtleS12YWx1ZQ==")
+    code = main(
+        [
+            "extract",
+            "--es",
+            "--lake",
+            str(tmp_path / "lake"),
+            "--start",
+            "2026-11-01T02:00:00Z",
+            "--end",
+            "2026-11-01T03:00:00Z",
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "127.0.0.1:9" in err and "unreachable" in err
+    assert "c2VjcmV0" not in err  # the API key never shows
