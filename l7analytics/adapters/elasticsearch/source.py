@@ -2,19 +2,21 @@
 
 How a window ``[start, end)`` on ``end_time`` is read:
 
-- it is split into *time slices* read in parallel (threads), each sorted on
-  ``end_time`` and paged with ``search_after`` over one point in time; where the server has no
-  point-in-time API (7.17 without x-pack) each slice is a scroll instead, chosen automatically.
-  Time slices rather than Elasticsearch's ``slice`` parameter because a slice of a *reopened*
-  point in time may not hold the same documents as before; a time range always does, so an
-  expired point in time or scroll is reopened and the read resumes after the last ``end_time``
-  seen, skipping the ids already read at that instant: nothing lost, nothing twice;
+- it is split into *time slices* read in parallel (threads). Each slice pages through one
+  point in time with ``search_after`` in ``_shard_doc`` order (the cheapest order); if the
+  point in time expires, a new one is opened and the read resumes after the last sort values.
+  Where the server has no point-in-time API (7.17 without x-pack) each slice is a scroll
+  sorted on ``end_time`` instead, chosen automatically; an expired scroll is reopened from the
+  last ``end_time`` read, skipping the ids already read at that instant. Time slices rather
+  than Elasticsearch's ``slice`` parameter because a time range holds the same documents
+  whichever context reads it;
 - only the fields the job needs are fetched (``_source`` includes, ``filter_path``), in large
   pages, decoded with orjson and turned into Arrow tables straight away; a bounded queue keeps
   memory flat whatever the window size;
 - 429, 5xx and timeouts are retried with exponential backoff;
-- afterwards ``_count`` for the same query must equal what was read, or the read fails (data
-  still arriving, or lost): the count is reported for the partition manifests;
+- afterwards ``_count`` for the same query must equal what was read, or the read fails and
+  nothing is written (data still arriving, or a resumed read that shifted): the count is
+  recorded in the partition manifests;
 - a window is read only once ``read_delay`` has passed after its end (Calico flushes every
   five minutes and ships with a delay).
 """
@@ -82,6 +84,9 @@ def index_for(index: str, cluster: str | None, single_index: bool) -> tuple[str,
 class _Progress:
     """What one slice has read, enough to resume after an expired context."""
 
+    #: point in time: the sort values of the last hit read (``_shard_doc``)
+    search_after: list[Any] | None = None
+    #: scroll: the last ``end_time`` read and the ids read at that instant
     last_end_time: int | None = None
     ids_at_last: set[str] = field(default_factory=set)
     read: int = 0
@@ -251,28 +256,28 @@ class EsL7Source:
                 )
             )
         pit_id = pit["id"]
-        search_after = None
-        # Fixed for the life of this point in time; a reopened one resumes from here.
-        query = self._query(window, progress.last_end_time)
+        query = self._query(window, None)
         try:
             while not stop.is_set():
                 body: dict[str, Any] = {
                     "pit": {"id": pit_id, "keep_alive": self.options.keep_alive},
                     "query": query,
-                    "sort": [{"end_time": "asc"}, {"_shard_doc": "asc"}],
+                    # _shard_doc is the cheapest order; a reopened point in time resumes after
+                    # the last sort values (the count check catches a shifted doc order).
+                    "sort": [{"_shard_doc": "asc"}],
                     "size": self.options.page_size,
                     "_source": list(SOURCE_FIELDS),
                     "track_total_hits": False,
                 }
-                if search_after is not None:
-                    body["search_after"] = search_after
+                if progress.search_after is not None:
+                    body["search_after"] = progress.search_after
                 response = self._search(body, "reading with a point in time")
                 pit_id = response.get("pit_id", pit_id)
                 hits = response.get("hits", {}).get("hits", [])
                 if not hits:
                     return
-                search_after = hits[-1]["sort"]
                 yield hits
+                progress.search_after = hits[-1]["sort"]
                 if len(hits) < self.options.page_size:
                     return
         finally:
@@ -358,7 +363,15 @@ class EsL7Source:
         raise AssertionError("unreachable")
 
     def _to_batch(self, hits: list[dict], progress: _Progress) -> RawBatch | None:
-        """Hits as a raw table, skipping those already read before a context was reopened."""
+        """Hits as a raw table; on the scroll path, skipping those already read before the
+        scroll was reopened (a point in time resumes exactly through ``search_after``)."""
+        if self.method_used == "pit":
+            progress.read += len(hits)
+            return RawBatch(
+                table=_table([h.get("_source") or {} for h in hits]),
+                raw_record=lambda i: orjson.dumps(hits[i].get("_source")).decode(),
+                origin=lambda i: f"{hits[i].get('_index')}/{hits[i].get('_id')}",
+            )
         sources = []
         for hit in hits:
             source = hit.get("_source") or {}
@@ -382,7 +395,7 @@ class EsL7Source:
         return RawBatch(
             table=table,
             raw_record=lambda i: orjson.dumps(sources[i][1]).decode(),
-            origin=lambda i: f"{self.options.index}:{keys[i]}",
+            origin=lambda i: keys[i],
         )
 
     def _verify_count(self, window: Window) -> None:
