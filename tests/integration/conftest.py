@@ -29,8 +29,11 @@ from typing import Any
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "es_server.py"
-#: fixture id -> the version given to ``es_server.py start``.
-VERSIONS = {"es8": "8.19.x", "es7": "7.17.29"}
+#: fixture id -> the version given to ``es_server.py start`` (8.19.x: the newest 8.19).
+VERSIONS = {
+    "es8": os.environ.get("L7_ES8_VERSION", "8.19.x"),
+    "es7": os.environ.get("L7_ES7_VERSION", "7.17.29"),
+}
 #: per-session workdirs live here, named after the pytest process that owns them.
 WORKDIR_ROOT = Path(os.environ.get("L7_ES_ROOT", "/tmp/l7analytics-es"))
 START_TIMEOUT_S = 600  # a first fetch from Maven plus the script's own 120 s startup limit
@@ -93,8 +96,9 @@ def _reused() -> dict[str, str]:
 
 def _version_of(url: str) -> str:
     """The server's version; ``GET /`` is missing from the 8.x zip, ``_nodes`` is not."""
-    with urllib.request.urlopen(f"{url}/_nodes/_local?filter_path=nodes.*.version", timeout=10) as r:
-        nodes = json.load(r)["nodes"]
+    query = f"{url}/_nodes/_local?filter_path=nodes.*.version"
+    with urllib.request.urlopen(query, timeout=10) as response:
+        nodes = json.load(response)["nodes"]
     return next(iter(nodes.values()))["version"]
 
 

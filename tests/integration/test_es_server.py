@@ -38,7 +38,8 @@ def index(es):
 
     name = f"l7-smoke-{uuid.uuid4().hex[:8]}"
     es.indices.create(index=name, mappings=MAPPING)
-    ok, errors = helpers.bulk(es, ({"_index": name, "_id": str(i), **d} for i, d in enumerate(DOCS)))
+    actions = ({"_index": name, "_id": str(i), **doc} for i, doc in enumerate(DOCS))
+    ok, errors = helpers.bulk(es, actions)
     assert (ok, errors) == (3, [])
     es.indices.refresh(index=name)
     yield name
