@@ -24,8 +24,7 @@ How a window ``[start, end)`` on ``end_time`` is read:
 from __future__ import annotations
 
 import contextlib
-import queue
-import threading
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import pyarrow as pa
 from l7analytics.adapters.elasticsearch.connection import translate_errors
 from l7analytics.errors import SourceError, SourceTimeout
 from l7analytics.ports import RawBatch
+from l7analytics.prefetch import interleave
 from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
 from l7analytics.windows import Window, iso
 
@@ -121,32 +121,10 @@ class EsL7Source:
         self._check_index()
         self.method_used = self._choose_method()
         slices = list(window.split(_slice_length(window, self.options.slices)))
-        results: queue.Queue[object] = queue.Queue(maxsize=2 * len(slices))
-        stop = threading.Event()
-        threads = [
-            threading.Thread(
-                target=self._run_slice,
-                args=(s, results, stop),
-                daemon=True,
-                name=f"l7-es-slice-{i}",
-            )
-            for i, s in enumerate(slices)
-        ]
-        for thread in threads:
-            thread.start()
-        finished = 0
-        try:
-            while finished < len(threads):
-                item = results.get()
-                if item is _SLICE_DONE:
-                    finished += 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    self.documents_read += item.table.num_rows  # type: ignore[union-attr]
-                    yield item  # type: ignore[misc]
-        finally:
-            stop.set()
+        producers = [functools.partial(self._slice_batches, s) for s in slices]
+        for batch in interleave(producers, depth=2 * len(slices)):
+            self.documents_read += batch.table.num_rows
+            yield batch
         if self.options.verify_count:
             self._verify_count(window)
 
@@ -227,26 +205,21 @@ class EsL7Source:
             filters.append({"term": {"cluster": self.options.cluster_filter}})
         return {"bool": {"filter": filters}}
 
-    def _run_slice(self, window: Window, out: queue.Queue[object], stop: threading.Event) -> None:
-        try:
-            progress = _Progress()
-            reader = self._read_pit if self.method_used == "pit" else self._read_scroll
-            while not stop.is_set():
-                try:
-                    for hits in reader(window, progress, stop):
-                        batch = self._to_batch(hits, progress)
-                        if batch is not None:
-                            _put(out, batch, stop)
-                    break
-                except _ContextExpired:
-                    continue  # reopen and resume after the last end_time read
-            _put(out, _SLICE_DONE, stop)
-        except BaseException as exc:
-            _put(out, exc, stop)
+    def _slice_batches(self, window: Window) -> Iterator[RawBatch]:
+        """One time slice, reopening its context when it expires."""
+        progress = _Progress()
+        reader = self._read_pit if self.method_used == "pit" else self._read_scroll
+        while True:
+            try:
+                for hits in reader(window, progress):
+                    batch = self._to_batch(hits, progress)
+                    if batch is not None:
+                        yield batch
+                return
+            except _ContextExpired:
+                continue  # reopen and resume where this slice stopped
 
-    def _read_pit(
-        self, window: Window, progress: _Progress, stop: threading.Event
-    ) -> Iterator[list[dict]]:
+    def _read_pit(self, window: Window, progress: _Progress) -> Iterator[list[dict]]:
         with translate_errors(self.host, f"opening a point in time on {self.options.index}"):
             pit = self._retrying(
                 lambda: self.client.open_point_in_time(
@@ -258,7 +231,7 @@ class EsL7Source:
         pit_id = pit["id"]
         query = self._query(window, None)
         try:
-            while not stop.is_set():
+            while True:
                 body: dict[str, Any] = {
                     "pit": {"id": pit_id, "keep_alive": self.options.keep_alive},
                     "query": query,
@@ -283,9 +256,7 @@ class EsL7Source:
         finally:
             self._close_pit(pit_id)
 
-    def _read_scroll(
-        self, window: Window, progress: _Progress, stop: threading.Event
-    ) -> Iterator[list[dict]]:
+    def _read_scroll(self, window: Window, progress: _Progress) -> Iterator[list[dict]]:
         body = {
             "query": self._query(window, progress.last_end_time),
             "sort": [{"end_time": "asc"}, "_doc"],
@@ -297,7 +268,7 @@ class EsL7Source:
         )
         scroll_id = response.get("_scroll_id")
         try:
-            while not stop.is_set():
+            while True:
                 hits = response.get("hits", {}).get("hits", [])
                 if not hits:
                     return
@@ -420,24 +391,12 @@ class _ContextExpired(Exception):
     """The point in time or scroll is gone (expired or closed): reopen and resume."""
 
 
-_SLICE_DONE = object()
-
-
 def _expired(exc: Any) -> bool:
     """A 404 whose cause is a search context (point in time or scroll) that no longer exists."""
     text = str(getattr(exc, "body", ""))
     return exc.meta.status == 404 and (
         "search_context_missing_exception" in text or "No search context found" in text
     )
-
-
-def _put(out: queue.Queue[object], item: object, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            out.put(item, timeout=0.2)
-            return
-        except queue.Full:
-            continue
 
 
 def _slice_length(window: Window, slices: int) -> timedelta:
