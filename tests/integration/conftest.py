@@ -132,7 +132,11 @@ def _start(server_id: str) -> None:
         return
     lines = proc.stderr.strip().splitlines()
     reason = next((ln for ln in reversed(lines) if "error:" in ln), f"exit {proc.returncode}")
-    _failures[server_id] = f"{server_id}: {reason}\n" + "\n".join(lines[-60:])
+    details = "\n".join(ln for ln in lines[-60:] if ln != reason)
+    _failures[server_id] = f"{server_id} ({VERSIONS[server_id]}): {reason}" + (
+        f"\n{details}" if details else ""
+    )
+    shutil.rmtree(workdir, ignore_errors=True)  # the message carries the log's tail
 
 
 def _stop_stale() -> None:
