@@ -110,3 +110,45 @@ def test_rejected_items_fail_the_run_with_the_reason(client):
         assert "\n" not in message
     finally:
         client.indices.put_settings(index="l7-test-alerts", settings={"index.blocks.write": False})
+
+
+class RejectsFirstItemOnce:
+    """The real client, but the first bulk answers 429 for its first item (a full write queue
+    cannot be produced on demand by a real single-node server)."""
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def bulk(self, **kwargs):
+        self.calls += 1
+        if self.calls > 1:
+            return self.client.bulk(**kwargs)
+        operations = kwargs["operations"]
+        rest = self.client.bulk(**{**kwargs, "operations": operations[2:]})
+        first = next(iter(operations[0].values()))
+        rejected = {
+            "create": {
+                "_index": first["_index"],
+                "_id": first["_id"],
+                "status": 429,
+                "error": {
+                    "type": "es_rejected_execution_exception",
+                    "reason": "rejected execution (queue full)",
+                },
+            }
+        }
+        return {"errors": True, "items": [rejected, *rest["items"]]}
+
+
+def test_items_rejected_with_429_are_retried(client):
+    sleeps: list[float] = []
+    flaky = RejectsFirstItemOnce(client)
+    sink = EsAlertSink(flaky, "l7-test-alerts", "es-test", sleep=sleeps.append)
+    alerts = [alert("-/pub"), alert("shop/adservice")]
+    assert sink.write(alerts) == 2
+    assert flaky.calls == 2 and sleeps == [0.5]
+    assert set(stored(client, "l7-test-alerts")) == {a.id for a in alerts}
