@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from l7analytics import __version__
 from l7analytics.errors import LakeError
+from l7analytics.prefetch import prefetch
 from l7analytics.schema import L7_SCHEMA, PARTITION_SCHEMA, SCHEMA_VERSION, UNLOGGED_SCHEMA
 from l7analytics.summary import SummarySpec
 from l7analytics.windows import Window, floor_time, iso
@@ -51,6 +52,27 @@ _WRITE_OPTIONS = _PARQUET.make_write_options(compression="zstd", compression_lev
 
 #: name -> what to aggregate per partition; stored as ``_<name>.parquet`` beside the data.
 Summaries = dict[str, SummarySpec]
+
+
+TIMESTAMP_S = pa.timestamp("s", tz="UTC")
+
+
+def _in_window(batch: pa.RecordBatch, start: int, end: int) -> pa.RecordBatch:
+    # Parquet has no seconds unit: timestamps may come back as milliseconds.
+    seconds = pc.cast(pc.cast(batch.column("end_time"), TIMESTAMP_S), pa.int64())
+    inside = pc.and_(pc.greater_equal(seconds, start), pc.less(seconds, end))
+    return batch if pc.all(inside).as_py() else batch.filter(inside)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """The batch with exactly ``schema``'s columns (a column older files lack reads as null)."""
+    arrays = [
+        batch.column(f.name).cast(f.type)
+        if f.name in batch.schema.names
+        else pa.nulls(batch.num_rows, f.type)
+        for f in schema
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def partition_of(moment: datetime) -> tuple[str, str]:
@@ -147,18 +169,28 @@ class ParquetLake:
         batch_size: int = 262_144,
         dataset: str = RECORDS,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream the records with ``end_time`` in ``window``, only the ``columns`` asked for."""
-        data = self.dataset(window, dataset)
-        end_time = ds.field("end_time")
-        start = pa.scalar(window.start, pa.timestamp("s", tz="UTC"))
-        end = pa.scalar(window.end, pa.timestamp("s", tz="UTC"))
-        yield from data.to_batches(
-            columns=list(columns) if columns is not None else None,
-            filter=(end_time >= start) & (end_time < end),
-            batch_size=batch_size,
-            batch_readahead=4,
-            fragment_readahead=2,
-        )
+        """Stream the records with ``end_time`` in ``window``, only the ``columns`` asked for.
+
+        Files are read one after the other, a row group at a time, one batch ahead: memory
+        stays at a few batches however large the window (Arrow's dataset scanner buffers up
+        to its backpressure limits, over a gigabyte, when the consumer is slower than it).
+        """
+        schema = L7_SCHEMA if dataset == RECORDS else UNLOGGED_SCHEMA
+        names = list(columns) if columns is not None else schema.names
+        wanted = pa.schema([schema.field(n) for n in names])
+        start, end = int(window.start.timestamp()), int(window.end.timestamp())
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for path in self._files(window, dataset):
+                with self.fs.open_input_file(path) as handle:
+                    parquet = pq.ParquetFile(handle)
+                    present = [n for n in {*names, "end_time"} if n in parquet.schema_arrow.names]
+                    for batch in parquet.iter_batches(batch_size, columns=present):
+                        batch = _in_window(batch, start, end)
+                        if batch.num_rows:
+                            yield _conform(batch, wanted)
+
+        yield from prefetch(batches(), depth=2)
 
     def read_table(
         self, window: Window, columns: Iterable[str] | None = None, dataset: str = RECORDS
