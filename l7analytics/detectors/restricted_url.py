@@ -115,6 +115,9 @@ class RestrictedUrlDetector(Detector):
                 )
             )
         self._rules = [_CompiledRule(r, _rule_regex(r)) for r in rules]
+        # One pass with every rule's pattern first: most paths match none of them.
+        self._any = re.compile("|".join(f"(?:{c.pattern.pattern})" for c in self._rules),
+                               re.IGNORECASE) if self._rules else None
         self._by_id = {c.rule.id: c.rule for c in self._rules}
         self._path_cache: dict[str | None, tuple[str | None, str]] = {}
 
@@ -127,6 +130,8 @@ class RestrictedUrlDetector(Detector):
         normalized = normalize_path(path)
         if normalized is None:
             return None, ""
+        if self._any is None or not self._any.search(normalized):
+            return normalized, ""
         hits = [c.rule.id for c in self._rules if c.pattern.search(normalized)]
         return normalized, ",".join(hits)
 
