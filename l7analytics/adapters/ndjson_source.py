@@ -8,9 +8,10 @@ line with orjson so that only the bad lines are quarantined and nothing else is 
 
 from __future__ import annotations
 
-import io
+import functools
+import mmap
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import orjson
@@ -68,10 +69,39 @@ class NdjsonSource:
             yield from self._file_batches(path)
 
     def _file_batches(self, path: Path) -> Iterator[RawBatch]:
-        compression = "gzip" if path.suffix == ".gz" else None
+        if path.suffix == ".gz":
+            yield from self._stream_batches(path)
+        else:
+            yield from self._mapped_batches(path)
+
+    def _mapped_batches(self, path: Path) -> Iterator[RawBatch]:
+        """Plain files are memory-mapped and parsed block by block without copying them."""
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        with handle:
+            if path.stat().st_size == 0:
+                return
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+            lines = _LineIndex(mapped)
+            start, size = 0, len(mapped)
+            while start < size:
+                stop = min(start + self.block_bytes, size)
+                if stop < size:
+                    cut = mapped.rfind(b"\n", start, stop)
+                    stop = cut + 1 if cut >= start else (mapped.find(b"\n", stop) + 1 or size)
+                view = memoryview(mapped)[start:stop]
+                yield _parse_block(view, path.name, functools.partial(lines.before, start))
+                if self.progress is not None:
+                    self.progress(stop - start)
+                start = stop
+
+    def _stream_batches(self, path: Path) -> Iterator[RawBatch]:
+        """Compressed files are decompressed as a stream, block by block."""
         try:
             raw = pa.OSFile(str(path), "rb")
-            stream = pa.CompressedInputStream(raw, compression) if compression else raw
+            stream = pa.CompressedInputStream(raw, "gzip")
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc}") from exc
         first_line = 1
@@ -83,7 +113,7 @@ class NdjsonSource:
                 except OSError as exc:
                     raise InputError(f"cannot read {path}: {exc}") from exc
                 if self.progress is not None:
-                    self.progress(raw.tell() if compression else len(chunk))
+                    self.progress(raw.tell())
                 if not chunk:
                     break
                 data = carry + chunk
@@ -92,32 +122,51 @@ class NdjsonSource:
                     carry = data
                     continue
                 block, carry = data[: cut + 1], data[cut + 1 :]
-                yield _parse_block(block, path.name, first_line)
+                yield _parse_block(block, path.name, functools.partial(int, first_line))
                 first_line += block.count(b"\n")
         if carry.strip():
-            yield _parse_block(carry + b"\n", path.name, first_line)
+            yield _parse_block(carry + b"\n", path.name, functools.partial(int, first_line))
 
 
-def _parse_block(block: bytes, name: str, first_line: int) -> RawBatch:
+class _LineIndex:
+    """Line numbers of byte offsets, counted only when a rejected document needs one."""
+
+    def __init__(self, mapped: mmap.mmap) -> None:
+        self.mapped = mapped
+        self.known = {0: 1}
+
+    def before(self, offset: int) -> int:
+        if offset not in self.known:
+            base = max(o for o in self.known if o <= offset)
+            self.known[offset] = self.known[base] + self.mapped[base:offset].count(b"\n")
+        return self.known[offset]
+
+
+def _parse_block(block: bytes | memoryview, name: str, first_line: Callable[[], int]) -> RawBatch:
     """Fast path: Arrow's JSON reader on the whole block; slow path: line by line.
 
     Arrow skips blank lines and accepts CRLF, so the block is parsed as it is; the line list
     (to quarantine a rejected document with its line number) is built only when asked for.
     """
-    first = block[: block.find(b"\n")]
-    options = _HITS if b'"_source"' in first else _DOCUMENTS
+    head = bytes(block[:65536])
+    options = _HITS if b'"_source"' in head[: head.find(b"\n")] else _DOCUMENTS
     try:
         table = _read(block, options)
-        if options is _DOCUMENTS and table.column("end_time").null_count and b'"_source"' in block:
+        if (
+            options is _DOCUMENTS
+            and table.column("end_time").null_count
+            and b'"_source"' in bytes(block)
+        ):
             table = _read(block, _HITS)  # hits mixed with plain documents
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return _parse_lines(block, name, first_line)
+        return _parse_lines(bytes(block), name, first_line())
     lines: list[tuple[int, bytes]] = []
 
     def line(i: int) -> tuple[int, bytes]:
         if not lines:
+            base = first_line()
             lines.extend(
-                (first_line + k, text) for k, text in enumerate(block.split(b"\n")) if text.strip()
+                (base + k, text) for k, text in enumerate(bytes(block).split(b"\n")) if text.strip()
             )
         return lines[i]
 
@@ -128,8 +177,9 @@ def _parse_block(block: bytes, name: str, first_line: int) -> RawBatch:
     )
 
 
-def _read(block: bytes, options: pj.ParseOptions) -> pa.Table:
-    return pj.read_json(io.BytesIO(block), read_options=_READ_OPTIONS, parse_options=options)
+def _read(block: bytes | memoryview, options: pj.ParseOptions) -> pa.Table:
+    source = pa.BufferReader(pa.py_buffer(block))  # no copy, even of a memory-mapped file
+    return pj.read_json(source, read_options=_READ_OPTIONS, parse_options=options)
 
 
 def _parse_lines(block: bytes, name: str, first_line: int) -> RawBatch:

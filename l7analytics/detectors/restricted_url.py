@@ -116,8 +116,11 @@ class RestrictedUrlDetector(Detector):
             )
         self._rules = [_CompiledRule(r, _rule_regex(r)) for r in rules]
         # One pass with every rule's pattern first: most paths match none of them.
-        self._any = re.compile("|".join(f"(?:{c.pattern.pattern})" for c in self._rules),
-                               re.IGNORECASE) if self._rules else None
+        self._any = (
+            re.compile("|".join(f"(?:{c.pattern.pattern})" for c in self._rules), re.IGNORECASE)
+            if self._rules
+            else None
+        )
         self._by_id = {c.rule.id: c.rule for c in self._rules}
         self._path_cache: dict[str | None, tuple[str | None, str]] = {}
 
