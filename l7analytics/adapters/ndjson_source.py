@@ -95,6 +95,11 @@ class NdjsonSource:
                 yield _parse_block(view, path.name, functools.partial(lines.before, start))
                 if self.progress is not None:
                     self.progress(stop - start)
+                # Parsed: let the kernel drop these pages from this process, so resident
+                # memory stays at a block or two however large the file (a later look-up of
+                # a rejected line reads them back from the page cache).
+                aligned = start - start % mmap.PAGESIZE
+                mapped.madvise(mmap.MADV_DONTNEED, aligned, stop - aligned)
                 start = stop
 
     def _stream_batches(self, path: Path) -> Iterator[RawBatch]:
