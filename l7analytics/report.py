@@ -22,7 +22,8 @@ from rich.table import Table
 
 from l7analytics.alerts import Alert, severity_band
 
-console = Console(highlight=False)
+#: Piped or logged output (CI, Airflow task logs) gets a wide page instead of 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 
