@@ -10,9 +10,11 @@ How a window ``[start, end)`` on ``end_time`` is read:
   last ``end_time`` read, skipping the ids already read at that instant. Time slices rather
   than Elasticsearch's ``slice`` parameter because a time range holds the same documents
   whichever context reads it;
-- only the fields the job needs are fetched (``_source`` includes, ``filter_path``), in large
-  pages, decoded with orjson and turned into Arrow tables straight away; a bounded queue keeps
-  memory flat whatever the window size;
+- documents come in large pages with their whole ``_source``, decoded with orjson and parsed
+  into Arrow by Arrow's JSON reader; a bounded queue keeps memory flat whatever the window
+  size. No ``_source`` includes and no ``filter_path``: both make the server parse every
+  document, which measured 2.4x and 1.5x slower here than sending the stored source as is
+  (Calico documents hold little besides the fields the job reads);
 - 429, 5xx and timeouts are retried with exponential backoff;
 - afterwards ``_count`` for the same query must equal what was read, or the read fails and
   nothing is written (data still arriving, or a resumed read that shifted): the count is
@@ -33,6 +35,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.json as pj
 
 from l7analytics.adapters.elasticsearch.connection import translate_errors
 from l7analytics.errors import SourceError, SourceTimeout
@@ -41,11 +44,12 @@ from l7analytics.prefetch import interleave
 from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
 from l7analytics.windows import Window, iso
 
+_READ_OPTIONS = pj.ReadOptions(use_threads=True, block_size=1 << 20)
 _RAW_SCHEMA = pa.schema(
     [pa.field(f, pa.int64()) for f in (*TIME_FIELDS, *INT_FIELDS)]
     + [pa.field(f, pa.string()) for f in STRING_FIELDS]
 )
-_FILTER_PATH = "pit_id,_scroll_id,hits.hits._id,hits.hits._index,hits.hits._source,hits.hits.sort"
+_PARSE_OPTIONS = pj.ParseOptions(explicit_schema=_RAW_SCHEMA, unexpected_field_behavior="ignore")
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,6 @@ class EsL7Source:
                     # the last sort values (the count check catches a shifted doc order).
                     "sort": [{"_shard_doc": "asc"}],
                     "size": self.options.page_size,
-                    "_source": list(SOURCE_FIELDS),
                     "track_total_hits": False,
                 }
                 if progress.search_after is not None:
@@ -261,7 +264,6 @@ class EsL7Source:
             "query": self._query(window, progress.last_end_time),
             "sort": [{"end_time": "asc"}, "_doc"],
             "size": self.options.page_size,
-            "_source": list(SOURCE_FIELDS),
         }
         response = self._search(
             body, "opening a scroll", scroll=self.options.keep_alive, index=self.options.index
@@ -286,9 +288,7 @@ class EsL7Source:
             params.update(ignore_unavailable=True, allow_no_indices=True)
         with translate_errors(self.host, what):
             try:
-                response = self._retrying(
-                    lambda: self.client.search(body=body, filter_path=_FILTER_PATH, **params)
-                )
+                response = self._retrying(lambda: self.client.search(body=body, **params))
             except ApiError as exc:
                 if _expired(exc):
                     raise _ContextExpired from None
@@ -304,7 +304,6 @@ class EsL7Source:
                     lambda: self.client.scroll(
                         scroll_id=scroll_id,
                         scroll=self.options.keep_alive,
-                        filter_path=_FILTER_PATH,
                     )
                 )
             except ApiError as exc:
@@ -407,11 +406,19 @@ def _slice_length(window: Window, slices: int) -> timedelta:
 
 
 def _table(sources: list[dict]) -> pa.Table:
-    """Hits' ``_source`` as an Arrow table in the raw types; odd types fall back to text so the
-    normalizer can validate them (and quarantine what is wrong) in one place."""
+    """Hits' ``_source`` as an Arrow table in the raw types.
+
+    Re-encoding the decoded documents as NDJSON and parsing that with Arrow's multithreaded
+    reader is faster than building the table from Python dicts; documents with odd types make
+    the block fall back to text columns so the normalizer validates (and quarantines) them in
+    one place.
+    """
+    block = b"\n".join(orjson.dumps(s) for s in sources)
     try:
-        return pa.Table.from_pylist(sources, schema=_RAW_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pj.read_json(
+            pa.BufferReader(block), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.table(
             {
                 name: pa.array([_text(s.get(name)) for s in sources], pa.string())
