@@ -17,7 +17,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.adapters.lake import ParquetLake
 from l7analytics.alerts import Alert, suppress
 from l7analytics.allowlist import COLUMNS as ALLOWLIST_COLUMNS
 from l7analytics.allowlist import remove_allowlisted
@@ -26,7 +25,7 @@ from l7analytics.detectors import DetectionContext, Detector, UnusualPairDetecto
 from l7analytics.detectors.unusual_pair import HISTORY, combine_history
 from l7analytics.errors import ConfigError, L7AnalyticsError, ModelError
 from l7analytics.normalize import NormalizedBatch, normalize_table
-from l7analytics.ports import AlertSink, LogSource, ModelStore, Quarantine, RawBatch
+from l7analytics.ports import AlertSink, Lake, LogSource, ModelStore, Quarantine, RawBatch
 from l7analytics.prefetch import prefetch
 from l7analytics.schema import L7_SCHEMA
 from l7analytics.windows import Window, iso
@@ -59,7 +58,7 @@ class ExtractResult:
 
 def extract(
     source: LogSource,
-    lake: ParquetLake,
+    lake: Lake,
     window: Window | None,
     quarantine: Quarantine,
     *,
@@ -138,7 +137,7 @@ class WindowSummary:
 
 
 def summarize_window(
-    lake: ParquetLake,
+    lake: Lake,
     window: Window,
     detectors: Sequence[Detector],
     settings: Settings,
@@ -173,7 +172,7 @@ def summarize_window(
     return WindowSummary(summaries, dict(allowlisted), rows)
 
 
-def read_history(lake: ParquetLake, window: Window, history: timedelta) -> pa.Table:
+def read_history(lake: Lake, window: Window, history: timedelta) -> pa.Table:
     """Per-pair first/last seen over ``history`` before ``window`` (from partition summaries)."""
     return combine_history(lake.summaries(Window(window.start - history, window.start), "pairs"))
 
@@ -190,7 +189,7 @@ class TrainResult:
 
 
 def train(
-    lake: ParquetLake,
+    lake: Lake,
     window: Window,
     settings: Settings,
     store: ModelStore,
@@ -246,7 +245,7 @@ class ScoreResult:
 
 
 def score(
-    lake: ParquetLake,
+    lake: Lake,
     window: Window,
     settings: Settings,
     sinks: Sequence[AlertSink],

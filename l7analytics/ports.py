@@ -74,9 +74,41 @@ class ModelStore(Protocol):
     def versions(self, detector_id: str) -> list[dict]: ...
 
 
+class LakeWriter(Protocol):
+    """One write transaction of a lake: stream tables in, then commit (or abort)."""
+
+    def write(self, tables: Iterable[pa.Table]) -> None: ...
+
+    def add_unlogged(self, table: pa.Table) -> None: ...
+
+    def commit(self, extra: dict | None = None) -> list[dict]: ...
+
+    def __enter__(self) -> LakeWriter: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
 class Lake(Protocol):
-    """The partitioned Parquet store of normalized records."""
+    """The partitioned store of normalized records (``adapters.lake.ParquetLake``)."""
+
+    def writer(
+        self,
+        window: Window | None,
+        source: str,
+        summaries: dict | None = None,
+        run_mode: str = "scheduled",
+    ) -> LakeWriter: ...
 
     def read(
-        self, window: Window, columns: Iterable[str] | None = None, batch_size: int = 262_144
+        self,
+        window: Window,
+        columns: Iterable[str] | None = None,
+        batch_size: int = 262_144,
+        dataset: str = "l7",
     ) -> Iterator[pa.RecordBatch]: ...
+
+    def read_table(
+        self, window: Window, columns: Iterable[str] | None = None, dataset: str = "l7"
+    ) -> pa.Table: ...
+
+    def summaries(self, window: Window, name: str) -> list[pa.Table]: ...
