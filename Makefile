@@ -19,12 +19,12 @@ run: $(VENV)/.installed
 	$(VENV)/bin/l7analytics demo
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check l7analytics tests benchmarks
+	$(VENV)/bin/ruff check l7analytics dags tests benchmarks scripts
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check l7analytics tests benchmarks
-	$(VENV)/bin/ruff format --check l7analytics tests benchmarks
+	$(VENV)/bin/ruff check l7analytics dags tests benchmarks scripts
+	$(VENV)/bin/ruff format --check l7analytics dags tests benchmarks scripts
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_pipeline.py

@@ -80,6 +80,39 @@ class EsSettings(BaseModel):
                 f"(set {ENV_PREFIX}{str(error['loc'][0]).upper()} or elasticsearch.{where})"
             ) from None
 
+    @classmethod
+    def from_airflow(
+        cls,
+        *,
+        host: str | None,
+        port: int | None,
+        schema: str | None,
+        login: str | None,
+        password: str | None,
+        extra: Mapping[str, Any] | None,
+    ) -> EsSettings:
+        """Settings from an Airflow Connection (JSON form, e.g. ``AIRFLOW_CONN_L7_ELASTICSEARCH``):
+        ``host`` (with or without scheme), ``port``, ``schema`` (http/https), ``login`` and
+        ``password``; ``extra`` may hold ``api_key``, ``ca_certs``, ``verify_certs``,
+        ``request_timeout`` or a full ``hosts`` list."""
+        extra = dict(extra or {})
+        data: dict[str, Any] = {k: extra.pop(k) for k in list(extra) if k in cls.model_fields}
+        if "hosts" not in data and host:
+            scheme = "" if "://" in host else f"{schema or 'http'}://"
+            data["hosts"] = [f"{scheme}{host}" + (f":{port}" if port else "")]
+        if login:
+            data["username"] = login
+        if password:
+            data["password"] = password
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise ConfigError(
+                f"Airflow connection for Elasticsearch: "
+                f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+            ) from None
+
     @property
     def display_host(self) -> str:
         """The first host without any userinfo, for messages."""
