@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     _add_config(p)
 
+    p = sub.add_parser("load-es", help="index NDJSON L7 logs into Elasticsearch as Calico does")
+    p.add_argument("--input", action="append", required=True, help="NDJSON file (repeatable)")
+    p.add_argument("--cluster", default="cluster", help="Calico cluster name in the index")
+    _add_config(p)
+
     sub.add_parser("config", help="print the built-in default settings")
     return parser
 
@@ -339,6 +344,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def cmd_load_es(args: argparse.Namespace) -> int:
+    from l7analytics.adapters.elasticsearch.factory import es_client
+    from l7analytics.adapters.elasticsearch.loader import load_documents
+    from l7analytics.report import console
+
+    client, host = es_client(_settings(args))
+    index, count = load_documents(client, args.input, host, args.cluster)
+    console.print(f"indexed {count:,} documents into {index} on {host}")
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from l7analytics.config import default_config_text
 
@@ -354,6 +370,7 @@ _COMMANDS = {
     "run": cmd_run,
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
+    "load-es": cmd_load_es,
     "config": cmd_config,
 }
 

@@ -24,7 +24,8 @@ def generated_docs(start: datetime, hours: int, seed: int = 3) -> list[dict]:
 
 
 def install_template(client) -> None:
-    client.indices.put_index_template(name="calico-l7-test", **calico_l7_template())
+    """The same template ``l7analytics load-es`` installs (one template per pattern)."""
+    client.indices.put_index_template(name="tigera_secure_ee_l7", **calico_l7_template())
 
 
 def index_docs(client, docs: Iterable[dict], indices: int = 2, refresh: bool = True) -> int:

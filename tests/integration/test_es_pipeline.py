@@ -20,6 +20,7 @@ def es_env(es_server, monkeypatch, tmp_path):
     client = es_server.client()
     delete_indices(client, "tigera_secure_ee_l7.*")
     delete_indices(client, "l7-anomaly-alerts*")
+    delete_indices(client, "tigera_secure_ee_events.*")
     # The generator puts its incidents on the last day: one day of traffic has them.
     index_docs(
         client,
@@ -90,3 +91,19 @@ def test_wrong_host_fails_in_one_line(monkeypatch, tmp_path, capsys):
     assert code == 1 and len(err.splitlines()) == 1
     assert "127.0.0.1:9" in err and "unreachable" in err
     assert "c2VjcmV0" not in err  # the API key never shows
+
+
+def test_load_es_indexes_documents_like_calico(es_server, monkeypatch, tmp_path, capsys):
+    client = es_server.client()
+    delete_indices(client, "tigera_secure_ee_l7.lab.*")
+    logs = tmp_path / "logs.ndjson.gz"
+    assert main(["generate", "--out", str(logs), "--start", "2026-11-01", "--days", "1"]) == 0
+    monkeypatch.setenv("L7_ES_HOSTS", es_server.url)
+    assert main(["load-es", "--input", str(logs), "--cluster", "lab"]) == 0
+    assert "tigera_secure_ee_l7.lab.fluentd-20261101-000001" in capsys.readouterr().out
+    mapping = client.indices.get_mapping(index="tigera_secure_ee_l7.lab.*")
+    props = next(iter(mapping.values()))["mappings"]["properties"]
+    assert props["end_time"] == {"type": "date", "format": "epoch_second"}
+    assert props["url"]["type"] == "keyword"
+    assert client.count(index="tigera_secure_ee_l7.lab.*")["count"] > 10_000
+    delete_indices(client, "tigera_secure_ee_l7.lab.*")
