@@ -42,15 +42,14 @@ def extract_window(
     """Read one window from Elasticsearch into the lake (partitions replaced whole)."""
     from l7analytics.adapters.elasticsearch.connection import connect
     from l7analytics.adapters.elasticsearch.factory import es_source
-    from l7analytics.adapters.files import NdjsonQuarantine
+    from l7analytics.adapters.files import NdjsonQuarantine, quarantine_path
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.pipeline import extract
 
     settings = settings_for(config_path)
     window = Window.parse(start, end)
     source = es_source(settings, connect(es), es.display_host)
-    label = f"{iso(window.start)}_{iso(window.end)}".replace(":", "")
-    quarantine = NdjsonQuarantine(f"{lake}/quarantine/{label}.ndjson")
+    quarantine = NdjsonQuarantine(quarantine_path(lake, window))
     result = extract(source, ParquetLake(lake), window, quarantine, run_mode=run_mode)
     return {
         "window": [start, end],

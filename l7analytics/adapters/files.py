@@ -17,6 +17,13 @@ import pyarrow.parquet as pq
 
 from l7analytics.alerts import Alert
 from l7analytics.errors import ConfigError, SinkError
+from l7analytics.windows import Window, iso
+
+
+def quarantine_path(lake: str | os.PathLike[str], window: Window | None) -> Path:
+    """Where a run keeps what it rejected: one file per window, replaced by a re-run."""
+    label = "all" if window is None else f"{iso(window.start)}_{iso(window.end)}"
+    return Path(lake) / "quarantine" / f"{label.replace(':', '')}.ndjson"
 
 
 class NdjsonQuarantine:
