@@ -123,6 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", default="cluster", help="Calico cluster name in the index")
     _add_config(p)
 
+    p = sub.add_parser(
+        "kibana-setup",
+        help="import the alerts dashboard, data views and saved searches into Kibana",
+    )
+    p.add_argument(
+        "--kibana-url",
+        help="Kibana base URL, /s/<space> for a space (default $L7_KIBANA_URL); "
+        "authenticates like the Elasticsearch connection (L7_ES_* env)",
+    )
+    _add_config(p)
+
     sub.add_parser("config", help="print the built-in default settings")
     return parser
 
@@ -176,21 +187,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _extract(args: argparse.Namespace, window: Window | None, run_mode: str):
-    from l7analytics.adapters.files import NdjsonQuarantine
+    from l7analytics.adapters.files import NdjsonQuarantine, quarantine_path
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.pipeline import extract
     from l7analytics.report import console, extract_summary, progress_bar
 
     lake = ParquetLake(args.lake)
     source = _source(args, window)
-    label = "all" if window is None else f"{iso(window.start)}_{iso(window.end)}"
-    quarantine_path = getattr(args, "quarantine", None) or str(
-        Path(args.lake) / "quarantine" / f"{label.replace(':', '')}.ndjson"
-    )
-    quarantine = NdjsonQuarantine(quarantine_path)
+    path = getattr(args, "quarantine", None) or str(quarantine_path(args.lake, window))
+    quarantine = NdjsonQuarantine(path)
     with progress_bar("extracting", None, "documents") as advance:
         result = extract(source, lake, window, quarantine, run_mode=run_mode, progress=advance)
-    console.print(extract_summary(result, args.lake, quarantine_path))
+    console.print(extract_summary(result, args.lake, path))
     return result
 
 
@@ -336,12 +344,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     from l7analytics.synth import load_labels
 
-    report = evaluate(
-        read_alerts(alerts), load_labels(labels_path(logs)), last_day, last_day + timedelta(days=1)
-    )
+    scored = Window(last_day, last_day + timedelta(days=1))
+    documents = read_alerts(alerts)
+    report = evaluate(documents, load_labels(labels_path(logs)), scored.start, scored.end)
     console.print(evaluation_table(report))
+    plot = _alerts_plot(documents, out / "alerts_over_time.png", scored)
+    console.print(plot, markup=False, soft_wrap=True)
     console.print(f"everything is in {out}: logs, lake/, alerts.ndjson")
     return 1 if result.failed else 0
+
+
+def _alerts_plot(alerts: list, path: Path, window: Window) -> str:
+    """Write the alerts-per-hour PNG; one line saying where, or why it was skipped."""
+    try:
+        from l7analytics.plots import save_alerts_over_time
+
+        return f"alerts over time by detector: {save_alerts_over_time(alerts, path, window)}"
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("matplotlib"):
+            raise
+        return (
+            "plot of alerts over time skipped: matplotlib is not installed "
+            "(pip install 'l7analytics[notebooks]')"
+        )
 
 
 def cmd_load_es(args: argparse.Namespace) -> int:
@@ -352,6 +377,28 @@ def cmd_load_es(args: argparse.Namespace) -> int:
     client, host = es_client(_settings(args))
     index, count = load_documents(client, args.input, host, args.cluster)
     console.print(f"indexed {count:,} documents into {index} on {host}")
+    return 0
+
+
+def cmd_kibana_setup(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from l7analytics.adapters.elasticsearch.factory import es_settings
+    from l7analytics.kibana.setup import import_saved_objects, kibana_url_from
+    from l7analytics.report import console
+
+    url = kibana_url_from(args.kibana_url)
+    result = import_saved_objects(url, es_settings(_settings(args)))
+    table = Table(title=f"Kibana saved objects in {result['kibana']}", title_justify="left")
+    for col in ("type", "id", "title", "action"):
+        table.add_column(col)
+    for obj in result["objects"]:
+        table.add_row(*(escape(obj[k]) for k in ("type", "id", "title", "action")))
+    console.print(table)
+    console.print(
+        f"imported {result['success_count']} objects; dashboard: {result['dashboard_url']}"
+    )
     return 0
 
 
@@ -371,6 +418,7 @@ _COMMANDS = {
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
     "load-es": cmd_load_es,
+    "kibana-setup": cmd_kibana_setup,
     "config": cmd_config,
 }
 

@@ -9,7 +9,8 @@
     ├── ModelError           no usable trained model for a detector
     ├── SourceError          a log source failed (adapters map their library errors here)
     │   └── SourceTimeout    transient: worth a retry
-    └── SinkError            an alert sink failed to write
+    ├── SinkError            an alert sink failed to write
+    └── KibanaError          Kibana is unreachable or refused the saved objects
 
 Adapters translate library exceptions into these at the edge (``raise ... from exc``) so
 the core, the CLI and the Airflow tasks never need to know which library failed. Messages are
@@ -49,3 +50,7 @@ class SourceTimeout(SourceError):
 
 class SinkError(L7AnalyticsError):
     """An alert sink could not write every alert."""
+
+
+class KibanaError(L7AnalyticsError):
+    """Kibana could not be reached or did not import the saved objects (auth: ConfigError)."""

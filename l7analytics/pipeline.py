@@ -291,6 +291,8 @@ def score(
         result.outcomes[detector.id] = outcome
         alerts.extend(found)
     result.alerts = suppress(alerts, settings.suppression_delta)
+    for detector_id, outcome in result.outcomes.items():  # counted as written, after suppression
+        outcome.alerts = sum(a.origin == detector_id for a in result.alerts)
     for sink in sinks:
         result.written[sink.description] = sink.write(result.alerts)
     result.seconds = time.perf_counter() - started

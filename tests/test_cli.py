@@ -82,3 +82,6 @@ def test_demo_runs_end_to_end_and_summarizes(tmp_path):
     alerts = [json.loads(line) for line in (tmp_path / "demo/alerts.ndjson").open()]
     assert {a["origin"] for a in alerts} >= {"l7.restricted_url", "l7.url_scan"}
     assert all(a["type"] == "anomaly_detection_job" for a in alerts)
+    plot = tmp_path / "demo/alerts_over_time.png"
+    assert f"alerts over time by detector: {plot}" in proc.stdout
+    assert plot.read_bytes().startswith(b"\x89PNG")

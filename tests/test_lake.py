@@ -194,7 +194,7 @@ def test_summaries_are_stored_per_partition(lake, root):
     spec = SummarySpec(keys=(), values={"requests": ("count", "sum")})
     write(lake, TWO_HOURS, records((5, 3)), records((6, 4)), records((65, 10)),
           summaries={"pairs": spec})  # fmt: skip
-    assert (root / "l7/date=2026-11-20/hour=05/_pairs.parquet").is_file()
+    assert (root / "l7/date=2026-11-20/hour=05/_pairs.arrow").is_file()
     stored = lake.summaries(TWO_HOURS, "pairs")
     assert [t.column("requests").to_pylist() for t in stored] == [[7], [10]]
     # Underscore files are not data: the dataset reads only the records.
@@ -240,7 +240,10 @@ def test_unaligned_window_raises(lake, window):
 
 @pytest.fixture
 def filled(lake, root):
-    write(lake, TWO_HOURS, records((5, 3), (10, 7), (65, 4)))
+    """A lake as the pipeline writes it, partition summaries included."""
+    from l7analytics.pipeline import LAKE_SUMMARIES
+
+    write(lake, TWO_HOURS, records((5, 3), (10, 7), (65, 4)), summaries=LAKE_SUMMARIES)
     return root
 
 
@@ -262,7 +265,8 @@ def test_readable_by_pyarrow_dataset(filled):
 
 
 def test_readable_by_duckdb(filled):
-    duckdb = pytest.importorskip("duckdb")
+    import duckdb
+
     rows = duckdb.sql(
         f"SELECT CAST(hour AS INTEGER) AS h, sum(count) AS requests, count(*) AS n "
         f"FROM read_parquet('{filled}/l7/**/*.parquet', hive_partitioning=true) "

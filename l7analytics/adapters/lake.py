@@ -4,13 +4,13 @@ Layout under the root (a local path or any URI ``pyarrow.fs`` understands, e.g. 
 
     l7/date=2026-11-20/hour=05/part-0.parquet     normalized records (zstd)
     l7/date=2026-11-20/hour=05/_manifest.json     rows, requests, source, run, time
-    l7/date=2026-11-20/hour=05/_pairs.parquet     per-partition summaries (history reads)
+    l7/date=2026-11-20/hour=05/_pairs.arrow       per-partition summaries (history reads)
     unlogged/date=.../hour=.../part-0.parquet      Calico overflow records
     models/<detector>/<version>/...               trained models (see model_store)
     quarantine/...                                rejected documents
 
-Files starting with ``_`` are ignored by pyarrow, pandas, Spark and DuckDB globs on
-``*.parquet``, so the data reads as a plain Hive dataset. Writes go to ``_staging/<run>/``
+Files starting with ``_`` are ignored by pyarrow, pandas and Spark, and summaries are Arrow
+files, so a ``**/*.parquet`` glob (DuckDB) sees only records. Writes go to ``_staging/<run>/``
 first; :meth:`LakeWriter.commit` then swaps each partition directory in by rename. A re-run
 replaces partitions (never appends), and a crash leaves the old partition or the new one,
 never half of one. Renames are atomic on local and HDFS filesystems; on object stores a
@@ -50,7 +50,7 @@ _PARTITIONING = ds.partitioning(PARTITION_SCHEMA, flavor="hive")
 _PARQUET = ds.ParquetFileFormat()
 _WRITE_OPTIONS = _PARQUET.make_write_options(compression="zstd", compression_level=1)
 
-#: name -> what to aggregate per partition; stored as ``_<name>.parquet`` beside the data.
+#: name -> what to aggregate per partition; stored as ``_<name>.arrow`` beside the data.
 Summaries = dict[str, SummarySpec]
 
 
@@ -205,12 +205,13 @@ class ParquetLake:
         return sum(b.num_rows for b in self.read(window, ["end_time"]))
 
     def summaries(self, window: Window, name: str) -> list[pa.Table]:
-        """The ``_<name>.parquet`` summaries of the partitions overlapping ``window``."""
+        """The ``_<name>.arrow`` summaries of the partitions overlapping ``window``."""
         out = []
         for directory in self.partitions(window):
-            path = f"{directory}/_{name}.parquet"
+            path = f"{directory}/_{name}.arrow"
             if self.fs.get_file_info(path).is_file:
-                out.append(pq.read_table(path, filesystem=self.fs))
+                with self.fs.open_input_file(path) as handle:
+                    out.append(pa.ipc.open_file(handle).read_all())
         return out
 
     def manifests(self, window: Window, dataset: str = RECORDS) -> list[dict[str, Any]]:
@@ -393,20 +394,32 @@ class LakeWriter:
                     )
                 )
                 if rows.num_rows:
-                    pq.write_table(
-                        rows.drop_columns(["date", "hour"]),
-                        f"{staged}/_{name}.parquet",
-                        filesystem=self.lake.fs,
-                        compression="zstd",
-                    )
+                    # Arrow IPC, not Parquet: a ``**/*.parquet`` glob (DuckDB, Spark) must
+                    # see only records.
+                    rows = rows.drop_columns(["date", "hour"])
+                    with self.lake.fs.open_output_stream(f"{staged}/_{name}.arrow") as out:
+                        options = pa.ipc.IpcWriteOptions(compression="zstd")
+                        with pa.ipc.new_file(out, rows.schema, options=options) as writer:
+                            writer.write_table(rows)
             self.lake.write_json(f"{staged}/_manifest.json", manifest)
             manifests.append(manifest)
         for date, hour in sorted(keys):
             for dataset in (RECORDS, UNLOGGED):
                 self._swap(partition_path(dataset, date, hour))
         self.lake.fs.delete_dir(self.staging)
+        self._remove_if_empty(self.lake.path("_staging"))
+        self._remove_if_empty(self.lake.path("_trash"))
         self.committed = manifests
         return manifests
+
+    def _remove_if_empty(self, directory: str) -> None:
+        """Tidy the work directories once no run uses them (another run may: then keep)."""
+        fs = self.lake.fs
+        with contextlib.suppress(OSError):
+            if fs.get_file_info(directory).type == pafs.FileType.Directory and not fs.get_file_info(
+                pafs.FileSelector(directory)
+            ):
+                fs.delete_dir(directory)
 
     def _swap(self, relative: str) -> None:
         fs = self.lake.fs
@@ -430,3 +443,4 @@ class LakeWriter:
         """Drop everything staged; the lake is as it was."""
         with contextlib.suppress(OSError):
             self.lake.fs.delete_dir(self.staging)
+        self._remove_if_empty(self.lake.path("_staging"))
