@@ -66,3 +66,14 @@ def test_parsing_a_dag_file_imports_nothing_heavy(name):
     seconds, heavy = proc.stdout.strip().splitlines()[-2:]
     print(f"{name}: parsed in {float(seconds):.3f} s")
     assert heavy == "[]"
+
+
+def test_backfill_runs_are_recorded_as_such():
+    from types import SimpleNamespace
+
+    from l7analytics.adapters.airflow import run_mode
+
+    assert run_mode(SimpleNamespace(run_type="backfill")) == "backfill"
+    assert run_mode(SimpleNamespace(run_type="DagRunType.BACKFILL_JOB")) == "backfill"
+    for other in ("scheduled", "manual", "asset_triggered", None):
+        assert run_mode(SimpleNamespace(run_type=other)) == "scheduled"

@@ -167,3 +167,14 @@ def test_a_run_failing_half_way_then_retried_equals_a_clean_run(airflow, first_r
     now = alerts(airflow["client"])
     assert {k: v for k, v in now.items() if k in first_runs["alerts"]} == first_runs["alerts"]
     assert lake_rows(airflow["lake"]).equals(first_runs["lake"])
+
+
+def test_a_bad_configuration_fails_the_first_task_in_one_line(airflow, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("detectors:\n  url_scan:\n    min_error_template_share: 3\n")
+    env = dict(airflow, env={**airflow["env"], "L7_CONFIG": str(bad)})
+    proc = dags_test(env, "l7_detection", "2026-11-01T09:00:00+00:00", ok=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"config error in {bad}: detectors.url_scan.min_error_template_share" in output
+    assert "AirflowFailException" in output  # failed at once, not retried
