@@ -45,6 +45,19 @@ def map_unique(
     return dictionary.take(encoded.indices)
 
 
+_SECONDS = pa.timestamp("s", tz="UTC")
+
+
+def rows_in_window(data: pa.Table | pa.RecordBatch, start: int, end: int):
+    """Rows whose ``end_time`` is in ``[start, end)`` (epoch seconds); unchanged when all are.
+
+    ``end_time`` may come back from Parquet in milliseconds: it is compared in seconds.
+    """
+    seconds = pc.cast(pc.cast(data.column("end_time"), _SECONDS), pa.int64())
+    inside = pc.and_(pc.greater_equal(seconds, start), pc.less(seconds, end))
+    return data if pc.all(inside).as_py() is not False else data.filter(inside)
+
+
 def null_if_placeholder(array: pa.Array) -> pa.Array:
     """Calico's ``-`` (aggregated away) and ``""`` become nulls."""
     missing = pc.is_in(array, value_set=_PLACEHOLDERS)

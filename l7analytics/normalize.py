@@ -87,12 +87,12 @@ def _as_int(array: pa.Array | None, n: int) -> tuple[pa.Array, np.ndarray]:
         bad = ~pc.fill_null(integral, True).to_numpy(zero_copy_only=False)
         clean = pc.if_else(integral, array, pa.scalar(None, array.type))
         return pc.cast(clean, pa.int64()), bad
-    if pa.types.is_boolean(array.type) or not pa.types.is_string(array.type):
-        if pa.types.is_boolean(array.type):
-            return pa.nulls(n, pa.int64()), ~pc.is_null(array).to_numpy(zero_copy_only=False)
-        array = pc.cast(array, pa.string()) if _castable_to_string(array) else None
-        if array is None:
+    if pa.types.is_boolean(array.type):
+        return pa.nulls(n, pa.int64()), ~pc.is_null(array).to_numpy(zero_copy_only=False)
+    if not pa.types.is_string(array.type):
+        if not _castable_to_string(array):
             return pa.nulls(n, pa.int64()), np.ones(n, dtype=bool)
+        array = pc.cast(array, pa.string())
     text = null_if_placeholder(array)
     ok = pc.match_substring_regex(text, _INT_TEXT)
     bad = ~pc.fill_null(ok, True).to_numpy(zero_copy_only=False)

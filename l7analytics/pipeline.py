@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from l7analytics.alerts import Alert, suppress
 from l7analytics.allowlist import COLUMNS as ALLOWLIST_COLUMNS
 from l7analytics.allowlist import remove_allowlisted
+from l7analytics.arrowutil import rows_in_window
 from l7analytics.config import Settings
 from l7analytics.detectors import DetectionContext, Detector, UnusualPairDetector, build_detectors
 from l7analytics.detectors.unusual_pair import HISTORY, combine_history
@@ -73,6 +74,7 @@ def extract(
     """
     result = ExtractResult()
     started = time.perf_counter()
+    bounds = (int(window.start.timestamp()), int(window.end.timestamp())) if window else (0, 0)
 
     def parsed() -> Iterator[tuple[RawBatch, NormalizedBatch]]:
         # Three stages on their own threads: parse, normalize, write (Arrow releases the GIL).
@@ -90,8 +92,8 @@ def extract(
             result.quarantined += len(batch.rejected_rows)
             table, unlogged = batch.records, batch.unlogged
             if window is not None:
-                table = _in_window(table, window)
-                unlogged_in = _in_window(unlogged, window)
+                table = rows_in_window(table, *bounds)
+                unlogged_in = rows_in_window(unlogged, *bounds)
                 result.outside_window += (
                     batch.records.num_rows
                     - table.num_rows
@@ -111,19 +113,9 @@ def extract(
     with lake.writer(window, source.description, LAKE_SUMMARIES, run_mode) as writer:
         writer.write(records())
         quarantine.close()
-        facts = source.manifest() if hasattr(source, "manifest") else {}
-        result.partitions = writer.commit(facts)
+        result.partitions = writer.commit(source.manifest())
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _in_window(table: pa.Table, window: Window) -> pa.Table:
-    end = table.column("end_time")
-    ts = pa.timestamp("s", tz="UTC")
-    mask = pc.and_(
-        pc.greater_equal(end, pa.scalar(window.start, ts)), pc.less(end, pa.scalar(window.end, ts))
-    )
-    return table.filter(mask)
 
 
 # -- reading the lake for detectors ---------------------------------------------------------

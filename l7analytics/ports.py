@@ -43,6 +43,10 @@ class LogSource(Protocol):
         """Raw batches; ``window`` is a hint (sources that can filter should)."""
         ...
 
+    def manifest(self) -> dict:
+        """Facts about the read to record in the partition manifests (after ``batches``)."""
+        ...
+
 
 @runtime_checkable
 class AlertSink(Protocol):

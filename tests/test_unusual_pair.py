@@ -67,6 +67,9 @@ class ListSource:
     def __init__(self, docs: list[dict]) -> None:
         self.docs = docs
 
+    def manifest(self):
+        return {}
+
     def batches(self, window):
         import pyarrow as pa
 

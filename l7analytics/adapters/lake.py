@@ -37,6 +37,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from l7analytics import __version__
+from l7analytics.arrowutil import rows_in_window
 from l7analytics.errors import LakeError
 from l7analytics.prefetch import prefetch
 from l7analytics.schema import L7_SCHEMA, PARTITION_SCHEMA, SCHEMA_VERSION, UNLOGGED_SCHEMA
@@ -52,16 +53,6 @@ _WRITE_OPTIONS = _PARQUET.make_write_options(compression="zstd", compression_lev
 
 #: name -> what to aggregate per partition; stored as ``_<name>.arrow`` beside the data.
 Summaries = dict[str, SummarySpec]
-
-
-TIMESTAMP_S = pa.timestamp("s", tz="UTC")
-
-
-def _in_window(batch: pa.RecordBatch, start: int, end: int) -> pa.RecordBatch:
-    # Parquet has no seconds unit: timestamps may come back as milliseconds.
-    seconds = pc.cast(pc.cast(batch.column("end_time"), TIMESTAMP_S), pa.int64())
-    inside = pc.and_(pc.greater_equal(seconds, start), pc.less(seconds, end))
-    return batch if pc.all(inside).as_py() else batch.filter(inside)
 
 
 def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -150,18 +141,6 @@ class ParquetLake:
                     files.append(info.path)
         return sorted(files)
 
-    def dataset(self, window: Window, dataset: str = RECORDS) -> ds.Dataset:
-        schema = L7_SCHEMA if dataset == RECORDS else UNLOGGED_SCHEMA
-        files = self._files(window, dataset)
-        return ds.dataset(
-            files,
-            schema=schema,
-            filesystem=self.fs,
-            format=_PARQUET,
-            partitioning=_PARTITIONING,
-            partition_base_dir=self.path(dataset),
-        )
-
     def read(
         self,
         window: Window,
@@ -186,7 +165,7 @@ class ParquetLake:
                     parquet = pq.ParquetFile(handle)
                     present = [n for n in {*names, "end_time"} if n in parquet.schema_arrow.names]
                     for batch in parquet.iter_batches(batch_size, columns=present):
-                        batch = _in_window(batch, start, end)
+                        batch = rows_in_window(batch, start, end)
                         if batch.num_rows:
                             yield _conform(batch, wanted)
 

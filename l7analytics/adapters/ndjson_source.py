@@ -60,6 +60,9 @@ class NdjsonSource:
         self.progress = progress
         self.description = "file:" + ",".join(p.name for p in self.paths)
 
+    def manifest(self) -> dict:
+        return {"read_method": "ndjson"}
+
     @property
     def total_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.paths)
