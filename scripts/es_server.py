@@ -14,8 +14,9 @@ one line of JSON: ``{"url": ..., "version": ..., "pid": ..., "workdir": ...}`` (
 8.19 release that Maven can fetch; the answer is remembered in the workdir.
 
 Elasticsearch refuses to run as root: as root the server runs as the system user ``l7es``
-(created once with ``useradd --system``); as any other user it runs as that user. It needs no
-bundled JDK: ``ES_JAVA_HOME`` is a JDK 17 from /usr/lib/jvm (or ``$L7_ES_JAVA_HOME``).
+(``$L7_ES_USER`` if set; created once with ``useradd --system``, under a machine-wide lock so
+that servers starting in parallel agree on one uid); as any other user it runs as that user.
+It needs no bundled JDK: ``ES_JAVA_HOME`` is a JDK 17 from /usr/lib/jvm (or ``$L7_ES_JAVA_HOME``).
 Failures exit 1 with one line naming the reason on stderr, after the tail of the server log.
 Standard library only.
 """
@@ -46,7 +47,7 @@ GROUP = "org.elasticsearch.distribution.integ-test-zip"
 ARTIFACT = "elasticsearch"
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 ROOT_WORKDIR = Path(os.environ.get("L7_ES_ROOT", "/tmp/l7analytics-es"))
-SERVICE_USER = "l7es"
+SERVICE_USER = os.environ.get("L7_ES_USER", "l7es")
 SUPERUSER = "l7admin"
 # C1 only and no heap pre-touch: starts ~20 % faster, and the test data is small.
 HEAP = "-Xms512m -Xmx512m -XX:TieredStopAtLevel=1 -XX:-AlwaysPreTouch"
@@ -200,20 +201,38 @@ def java_home() -> str:
 
 
 def service_user() -> pwd.struct_passwd | None:
-    """The user the server runs as when we are root (created once); None when we are not root."""
+    """The user the server runs as when we are root (created once); None when we are not root.
+
+    Two servers starting at once on a fresh machine used to run ``useradd`` side by side; both
+    "succeeded", the later one rewrote /etc/passwd, and the first chowned its workdir to a uid
+    that no longer existed (``AccessDeniedException`` on ``config/elasticsearch.yml``). The
+    look-up and the creation therefore happen under one machine-wide lock, and the answer is
+    read back from /etc/passwd after the lock is released.
+    """
     if os.geteuid() != 0:
         return None
+    name = SERVICE_USER
+    with machine_lock("useradd"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            pass
+        cmd = ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
+               "--shell", "/usr/sbin/nologin", name]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     try:
-        return pwd.getpwnam(SERVICE_USER)
+        return pwd.getpwnam(name)
     except KeyError:
-        pass
-    cmd = ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-           "--shell", "/usr/sbin/nologin", SERVICE_USER]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        raise Failure(f"cannot create the user {SERVICE_USER}: {proc.stderr.strip()}") from None
+        raise Failure(f"cannot create the user {name}: {proc.stderr.strip()}") from None
+
+
+@contextlib.contextmanager
+def machine_lock(purpose: str):
+    """An exclusive lock shared by every es_server.py on this machine (a file in /tmp)."""
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"l7analytics-es-{purpose}.lock"
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def check_reachable(path: Path, user: pwd.struct_passwd | None) -> None:

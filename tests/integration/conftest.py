@@ -27,13 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from es_versions import SCRIPT, VERSIONS
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "es_server.py"
-#: fixture id -> the version given to ``es_server.py start`` (8.19.x: the newest 8.19).
-VERSIONS = {
-    "es8": os.environ.get("L7_ES8_VERSION", "8.19.x"),
-    "es7": os.environ.get("L7_ES7_VERSION", "7.17.29"),
-}
 #: per-session workdirs live here, named after the pytest process that owns them.
 WORKDIR_ROOT = Path(os.environ.get("L7_ES_ROOT", "/tmp/l7analytics-es"))
 START_TIMEOUT_S = 600  # a first fetch from Maven plus the script's own 120 s startup limit
