@@ -2,6 +2,7 @@
 """Run a real Elasticsearch for tests: Elastic's integ-test distribution from Maven Central.
 
     scripts/es_server.py start --version 8.19.x|7.17.29 [--port 0] [--workdir DIR] [--security]
+                               [--tls CERT_DIR] [--file-realm DIR]
     scripts/es_server.py stop --workdir DIR          (or --version V: its default workdir)
     scripts/es_server.py status [--workdir DIR]      (one JSON line per workdir, with RSS)
 
@@ -12,6 +13,13 @@ workdir (default ``/tmp/l7analytics-es/<version>``, never in the repository), st
 one line of JSON: ``{"url": ..., "version": ..., "pid": ..., "workdir": ...}`` (with
 ``--security`` also ``username`` and ``password`` of a superuser). ``8.19.x`` means the newest
 8.19 release that Maven can fetch; the answer is remembered in the workdir.
+
+``--tls CERT_DIR`` serves HTTPS, as Calico runs Elasticsearch: CERT_DIR holds PEM files
+``ca.crt``, ``node.crt`` and ``node.key`` (copied into ``config/certs``); it implies
+``--security``, and the URL printed is ``https://localhost:<port>`` (the certificate should name
+``localhost``). ``--file-realm DIR`` installs DIR's ``roles.yml``, ``users`` and ``users_roles``
+(the file realm's three files, any of them) before the superuser is added: roles and users for
+privilege tests, since the integ-test distribution has no security index for native ones.
 
 Elasticsearch refuses to run as root: as root the server runs as the system user ``l7es``
 (``$L7_ES_USER`` if set; created once with ``useradd --system``, under a machine-wide lock so
@@ -34,6 +42,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -362,7 +371,9 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def http_get(url: str, auth: tuple[str, str] | None, timeout: float = 5.0) -> tuple[int, str]:
+def http_get(
+    url: str, auth: tuple[str, str] | None, timeout: float = 5.0, ca_file: Path | None = None
+) -> tuple[int, str]:
     request = urllib.request.Request(url)
     if auth:
         import base64
@@ -370,7 +381,8 @@ def http_get(url: str, auth: tuple[str, str] | None, timeout: float = 5.0) -> tu
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode("utf-8", "replace")
@@ -418,8 +430,45 @@ def stop(workdir: Path, quiet: bool = False) -> bool:
     return True
 
 
-def start(spec: str, workdir: Path, port: int, security: bool) -> dict:
+TLS_FILES = ("ca.crt", "node.crt", "node.key")
+REALM_FILES = ("roles.yml", "users", "users_roles")
+
+
+def install_config_files(
+    source: Path, names: tuple[str, ...], target: Path, required: bool
+) -> None:
+    """Copy the named files of ``source`` into ``target`` (a folder of the server's config)."""
+    if not source.is_dir():
+        raise Failure(f"{source} is not a folder")
+    missing = [name for name in names if not (source / name).is_file()]
+    if required and missing:
+        raise Failure(f"{source} lacks {', '.join(missing)}")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, target / name)
+
+
+def tls_settings() -> dict[str, str]:
+    """HTTPS with the certificates installed in ``config/certs`` (paths relative to config)."""
+    return {
+        "xpack.security.http.ssl.enabled": "true",
+        "xpack.security.http.ssl.key": "certs/node.key",
+        "xpack.security.http.ssl.certificate": "certs/node.crt",
+        "xpack.security.http.ssl.certificate_authorities": "certs/ca.crt",
+    }
+
+
+def start(
+    spec: str,
+    workdir: Path,
+    port: int,
+    security: bool,
+    tls: Path | None = None,
+    file_realm: Path | None = None,
+) -> dict:
     t_start = time.monotonic()
+    security = security or tls is not None
     workdir = workdir.resolve()
     user = service_user()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -442,6 +491,11 @@ def start(spec: str, workdir: Path, port: int, security: bool) -> dict:
         directory.mkdir()
     state_file = workdir / "state.json"
     state_file.unlink(missing_ok=True)
+    config = home / "config"
+    if tls:
+        install_config_files(tls, TLS_FILES, config / "certs", required=True)
+    if file_realm:
+        install_config_files(file_realm, REALM_FILES, config, required=False)
     chown_tree(workdir, user)
 
     password = ensure_superuser(home, workdir, user) if security else None
@@ -462,6 +516,8 @@ def start(spec: str, workdir: Path, port: int, security: bool) -> dict:
         settings["xpack.security.authc.api_key.enabled"] = "true"  # 7.x: off without HTTP TLS
         if major >= 8:
             settings["xpack.security.autoconfiguration.enabled"] = "false"
+        if tls:
+            settings.update(tls_settings())
     cmd = [str(home / "bin" / "elasticsearch"), "-d", "-p", str(run / "es.pid")]
     for key, value in settings.items():
         cmd += ["-E", f"{key}={value}"]
@@ -496,11 +552,14 @@ def start(spec: str, workdir: Path, port: int, security: bool) -> dict:
         if seen_pid is None and returned_at and time.monotonic() - returned_at > 30:
             fail(f"Elasticsearch {version} wrote no pid file within 30 s")
         if url is None and seen_pid and (bound := read_port(logs)):
-            url = f"http://127.0.0.1:{bound}"  # the ports file proves that this node bound it
+            # the ports file proves that this node bound it
+            url = f"https://localhost:{bound}" if tls else f"http://127.0.0.1:{bound}"
         if url:
             try:
                 status, _ = http_get(
-                    f"{url}/_cluster/health?wait_for_status=yellow&timeout=1s", auth
+                    f"{url}/_cluster/health?wait_for_status=yellow&timeout=1s",
+                    auth,
+                    ca_file=config / "certs" / "ca.crt" if tls else None,
                 )
             except (OSError, urllib.error.URLError):
                 status = 0
@@ -515,6 +574,8 @@ def start(spec: str, workdir: Path, port: int, security: bool) -> dict:
     state = {"url": url, "version": version, "pid": read_pid(workdir), "workdir": str(workdir)}
     if security:
         state.update(username=SUPERUSER, password=password)
+    if tls:
+        state.update(ca_certs=str(tls / "ca.crt"))
     state_file.write_text(json.dumps(state) + "\n")
     state_file.chmod(0o600)
     log(f"Elasticsearch {version} up at {url} in {time.monotonic() - t_start:.1f} s")
@@ -552,6 +613,18 @@ def main(argv: list[str] | None = None) -> int:
     p_start.add_argument("--port", type=int, default=0, help="HTTP port (0: any free port)")
     p_start.add_argument("--workdir", type=Path, help="default /tmp/l7analytics-es/<version>")
     p_start.add_argument("--security", action="store_true", help="security on, with a superuser")
+    p_start.add_argument(
+        "--tls",
+        type=Path,
+        metavar="CERT_DIR",
+        help="HTTPS with CERT_DIR's ca.crt, node.crt, node.key (implies --security)",
+    )
+    p_start.add_argument(
+        "--file-realm",
+        type=Path,
+        metavar="DIR",
+        help="install DIR's roles.yml, users, users_roles (file realm)",
+    )
     p_stop = commands.add_parser("stop", help="stop the server of a workdir")
     p_stop.add_argument("--workdir", type=Path)
     p_stop.add_argument("--version", help="stop the server of this version's default workdir")
@@ -561,8 +634,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
-            workdir = args.workdir or default_workdir(args.version, args.security)
-            print(json.dumps(start(args.version, workdir, args.port, args.security)), flush=True)
+            security = args.security or args.tls is not None
+            workdir = args.workdir or default_workdir(args.version, security)
+            state = start(args.version, workdir, args.port, security, args.tls, args.file_realm)
+            print(json.dumps(state), flush=True)
         elif args.command == "stop":
             if not (args.workdir or args.version):
                 parser.error("stop needs --workdir (or --version)")

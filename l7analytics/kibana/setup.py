@@ -1,14 +1,28 @@
-"""Import the shipped saved objects into Kibana through its saved objects API.
+"""``kibana-setup``: prepare the alerts index and import the saved objects Kibana can take.
 
-``POST <kibana>/api/saved_objects/_import?overwrite=true`` with the NDJSON as the multipart
-field ``file`` and the ``kbn-xsrf`` header Kibana requires. A URL ending in ``/s/<space>``
-imports into that space. Authentication is the Elasticsearch connection's (:class:`EsSettings`
-from ``L7_ES_API_KEY`` or ``L7_ES_USERNAME``/``L7_ES_PASSWORD``; ``L7_ES_CA_CERTS`` and
-``L7_ES_VERIFY_CERTS`` apply to Kibana too): Kibana accepts the same API keys and users.
+In this order:
 
-Every failure is one line naming the Kibana URL and the problem, and never a secret:
-authentication, privileges and TLS are :class:`ConfigError` (fix the settings), the rest
-(unreachable, not Kibana, objects refused) :class:`KibanaError`.
+1. ``GET <kibana>/api/status`` for Kibana's version (``version.number``; 7.17 and 8.x answer
+   the same way), which picks the export form (:func:`l7analytics.kibana.set_for`): Kibana
+   refuses, and fails the whole import of, an object newer than it knows. Asking first also
+   checks the URL and the credentials before anything is written anywhere.
+2. Unless skipped, the alerts index template and the index, with the Elasticsearch sink's own
+   code (:meth:`EsAlertSink.ensure_index`), so the alerts data view has its fields before the
+   job writes its first alert.
+3. ``POST <kibana>/api/saved_objects/_import?overwrite=true`` with the NDJSON as the multipart
+   field ``file`` and the ``kbn-xsrf`` header Kibana requires. A URL ending in ``/s/<space>``
+   imports into that space (the version is asked at the base URL). The dashboard link printed
+   at the end uses the id Kibana answers with (``destinationId``): Kibana gives an object a new
+   id when its id is taken in another space.
+
+Authentication is the Elasticsearch connection's (:class:`EsSettings` from ``L7_ES_API_KEY`` or
+``L7_ES_USERNAME``/``L7_ES_PASSWORD``; ``L7_ES_CA_CERTS`` and ``L7_ES_VERIFY_CERTS`` apply to
+Kibana too): Kibana accepts the same API keys and users.
+
+Every call to Kibana goes through :func:`call_kibana`, which maps failures to one line naming
+the Kibana URL and the problem, never a secret: authentication, privileges, TLS and an
+unsupported version are :class:`ConfigError` (fix the settings), the rest (unreachable, not
+Kibana, objects refused) :class:`KibanaError`.
 """
 
 from __future__ import annotations
@@ -16,20 +30,39 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Mapping
-from typing import Any
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, SSLError
+from urllib3.exceptions import (
+    HTTPError,
+    InsecureRequestWarning,
+    MaxRetryError,
+    NewConnectionError,
+    SSLError,
+)
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from l7analytics.adapters.elasticsearch.connection import EsSettings
-from l7analytics.errors import ConfigError, KibanaError
-from l7analytics.kibana import DASHBOARD_ID, SAVED_OBJECTS_FILE, saved_objects_ndjson
+from l7analytics.adapters.elasticsearch.connection import EsSettings, warn_unverified
+from l7analytics.adapters.tls import speaks_tls, tls_reason
+from l7analytics.errors import ConfigError, KibanaError, SourceTimeout
+from l7analytics.kibana import DASHBOARD_ID, KIBANA_8_14, ObjectSet, set_for
+
+if TYPE_CHECKING:
+    from l7analytics.config import Settings
 
 KIBANA_URL_ENV = "L7_KIBANA_URL"
 IMPORT_PATH = "/api/saved_objects/_import"
+STATUS_PATH = "/api/status"
 PRIVILEGE_HINT = "the role needs the Kibana feature privilege Saved Objects Management: All"
+SKIP_ES_HINT = (
+    "if Elasticsearch cannot be reached from here, run kibana-setup with --skip-es "
+    "(the job creates the index on its first write)"
+)
+_SPACE_SUFFIX = re.compile(r"/s/[^/]+$")
 
 
 def kibana_url_from(value: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -48,43 +81,70 @@ def kibana_url_from(value: str | None, environ: Mapping[str, str] | None = None)
     return url.rstrip("/")
 
 
-def import_saved_objects(
-    kibana_url: str,
+def base_url(url: str) -> str:
+    """Kibana's URL without a trailing ``/s/<space>`` (its base path, if any, stays)."""
+    return _SPACE_SUFFIX.sub("", url)
+
+
+# ---------------------------------------------------------------- the one HTTP client
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Kibana's answer: HTTP status and the body parsed as JSON (None when it is not JSON)."""
+
+    status: int
+    payload: Any
+
+
+def call_kibana(
+    method: str,
+    url: str,
+    path: str,
     settings: EsSettings,
     *,
-    overwrite: bool = True,
-    ndjson: bytes | None = None,
-) -> dict[str, Any]:
-    """Import the saved objects (``ndjson``, default the shipped file) into Kibana.
+    what: str,
+    privilege: str = "",
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Answer:
+    """``method`` ``url + path`` with the connection's auth and TLS settings.
 
-    Returns ``{"kibana": url, "success_count": n, "objects": [{"type", "id", "title",
-    "action"}], "dashboard_url": ...}`` where ``action`` is ``created`` or ``overwritten``.
+    Failures that do not depend on the call are raised here, as one line naming ``url``:
+    TLS, unreachable, timeout, 401, 403 (with ``privilege``, what the role lacks) and 404.
+    Connection failures are retried; a POST that reached Kibana is never sent twice.
     """
-    url = kibana_url_from(kibana_url, {})
-    body, content_type = urllib3.encode_multipart_formdata(
-        {"file": (SAVED_OBJECTS_FILE, ndjson or saved_objects_ndjson(), "application/ndjson")}
-    )
-    headers = {"kbn-xsrf": "true", "Content-Type": content_type, **_auth_headers(settings)}
     secrets = _secrets(settings)
+    read_retries = settings.max_retries if method == "GET" else 0
     pool = urllib3.PoolManager(
         cert_reqs="CERT_REQUIRED" if settings.verify_certs else "CERT_NONE",
         ca_certs=settings.ca_certs,
         timeout=urllib3.Timeout(total=settings.request_timeout),
-        # Connection failures are retried; an import that reached Kibana is not sent twice.
         retries=urllib3.Retry(
-            total=settings.max_retries, read=0, redirect=0, status=0, backoff_factor=0.2
+            total=settings.max_retries, read=read_retries, redirect=0, status=0, backoff_factor=0.2
         ),
     )
-    endpoint = f"{url}{IMPORT_PATH}?overwrite={'true' if overwrite else 'false'}"
+    all_headers = {"kbn-xsrf": "true", **(headers or {}), **_auth_headers(settings)}
     try:
-        response = pool.request("POST", endpoint, body=body, headers=headers)
+        with warnings.catch_warnings():  # one warning per run (kibana_version), not per request
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            response = pool.request(method, url + path, body=body, headers=all_headers)
     except MaxRetryError as exc:
         raise _connection_error(url, exc.reason or exc, secrets) from None
     except HTTPError as exc:
         raise _connection_error(url, exc, secrets) from None
     finally:
         pool.clear()
-    return _summary(url, response.status, response.data, secrets)
+    answer = Answer(response.status, _parse(response.data))
+    _raise_for_access(url, answer, what, privilege, secrets)
+    return answer
+
+
+def _parse(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
 
 
 def _auth_headers(settings: EsSettings) -> dict[str, str]:
@@ -110,12 +170,21 @@ def _clean(text: str, secrets: list[str]) -> str:
     return line[:300] if line else "no detail"
 
 
+def _message(answer: Answer, secrets: list[str]) -> str:
+    payload = answer.payload
+    return _clean(str(payload.get("message", "")), secrets) if isinstance(payload, dict) else ""
+
+
 def _connection_error(url: str, reason: BaseException, secrets: list[str]) -> Exception:
     detail = _clean(str(reason), secrets)
     if isinstance(reason, SSLError):
         return ConfigError(
-            f"{url}: TLS failed talking to Kibana ({detail}; set L7_ES_CA_CERTS to the CA "
-            "bundle that signed Kibana's certificate)"
+            f"{url}: TLS failed talking to Kibana ({_clean(tls_reason(reason), secrets)})"
+        )
+    if url.startswith("http://") and speaks_tls(url):
+        return ConfigError(
+            f"{url}: TLS expected: Kibana speaks HTTPS, but the URL says http:// (use "
+            "https:// and set L7_ES_CA_CERTS)"
         )
     if isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError):
         return KibanaError(
@@ -125,57 +194,168 @@ def _connection_error(url: str, reason: BaseException, secrets: list[str]) -> Ex
     return KibanaError(f"{url}: Kibana unreachable ({detail})")
 
 
-def _summary(url: str, status: int, data: bytes, secrets: list[str]) -> dict[str, Any]:
-    try:
-        payload = json.loads(data)
-    except ValueError:
-        payload = None
-    message = _clean(str(payload.get("message", "")), secrets) if isinstance(payload, dict) else ""
-    if status == 401:
+def _raise_for_access(
+    url: str, answer: Answer, what: str, privilege: str, secrets: list[str]
+) -> None:
+    if answer.status == 401:
         raise ConfigError(
             f"{url}: Kibana authentication failed (check L7_ES_API_KEY or "
             "L7_ES_USERNAME/L7_ES_PASSWORD)"
         )
-    if status == 403:
-        raise ConfigError(
-            f"{url}: no privilege to import saved objects ({PRIVILEGE_HINT}): {message}"
-        )
-    if status == 404:
+    if answer.status == 403:
+        hint = f" ({privilege})" if privilege else ""
+        raise ConfigError(f"{url}: no privilege to {what}{hint}: {_message(answer, secrets)}")
+    if answer.status == 404:
         raise KibanaError(
-            f"{url}: no saved objects API here (404); give Kibana's base URL, with its "
+            f"{url}: no Kibana API to {what} here (404); give Kibana's base URL, with its "
             "base path and /s/<space> if any"
         )
+
+
+# ---------------------------------------------------------------- the three steps
+
+
+def kibana_version(url: str, settings: EsSettings) -> str:
+    """Kibana's version (``version.number`` of ``GET /api/status``); the first call of a
+    setup, so the one place that warns about unverified TLS."""
+    if url.startswith("https://") and not settings.verify_certs:
+        warn_unverified(url)
+    answer = call_kibana("GET", base_url(url), STATUS_PATH, settings, what="read Kibana's status")
+    payload = answer.payload
+    if not isinstance(payload, dict):
+        not_ready = " (Kibana is not ready yet?)" if answer.status == 503 else ""
+        raise KibanaError(
+            f"{url}: the status answer is not Kibana's (HTTP {answer.status}, not JSON)"
+            f"{not_ready}; is this Kibana's URL?"
+        )
+    number = (payload.get("version") or {}).get("number")
+    if not isinstance(number, str):
+        raise KibanaError(
+            f"{url}: Kibana's status answer (HTTP {answer.status}) has no version.number; "
+            "authenticate (L7_ES_API_KEY or L7_ES_USERNAME/L7_ES_PASSWORD) to see it"
+        )
+    return number
+
+
+def ensure_alerts_index(settings: Settings) -> str:
+    """Install the alerts index template and create the index (the sink's own, idempotent
+    code), so the alerts data view has the template's fields before the first alert.
+    Returns ``host/index``."""
+    from l7analytics.adapters.elasticsearch.factory import es_client
+    from l7analytics.adapters.elasticsearch.sinks import EsAlertSink
+
+    client, host = es_client(settings)
+    index = settings.elasticsearch.alerts.index
+    try:
+        EsAlertSink(client, index, host).ensure_index()
+    except SourceTimeout as exc:  # unreachable or too slow
+        raise SourceTimeout(f"{exc}; {SKIP_ES_HINT}") from None
+    finally:
+        client.close()
+    return f"{host}/{index}"
+
+
+def import_saved_objects(
+    kibana_url: str,
+    settings: EsSettings,
+    objects: ObjectSet = KIBANA_8_14,
+    *,
+    overwrite: bool = True,
+    ndjson: bytes | None = None,
+) -> dict[str, Any]:
+    """Import ``objects`` (or the bytes ``ndjson``, sent under its file name) into Kibana,
+    without asking its version (:func:`setup_kibana` does).
+
+    Returns ``{"kibana": url, "success_count": n, "objects": [{"type", "id", "title",
+    "action"}], "dashboard_url": ...}`` where ``action`` is ``created`` or ``overwritten``
+    and ``id`` is the one Kibana stored (``destinationId`` when it gave a new one).
+    """
+    url = kibana_url_from(kibana_url, {})
+    body, content_type = urllib3.encode_multipart_formdata(
+        {"file": (objects.file, ndjson or objects.ndjson(), "application/ndjson")}
+    )
+    answer = call_kibana(
+        "POST",
+        url,
+        f"{IMPORT_PATH}?overwrite={'true' if overwrite else 'false'}",
+        settings,
+        what="import saved objects",
+        privilege=PRIVILEGE_HINT,
+        body=body,
+        headers={"Content-Type": content_type},
+    )
+    return _summary(url, answer, _secrets(settings))
+
+
+def setup_kibana(
+    kibana_url: str,
+    settings: Settings,
+    connection: EsSettings,
+    *,
+    alerts_index: bool = True,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The three steps of the module docstring; ``say`` is told each step's outcome."""
+    url = kibana_url_from(kibana_url, {})
+    version = kibana_version(url, connection)
+    objects = set_for(version)
+    say(f"Kibana {version}: importing the {objects.name} saved objects ({objects.file})")
+    if alerts_index:
+        say(f"alerts index template and index ready: {ensure_alerts_index(settings)}")
+    result = import_saved_objects(url, connection, objects)
+    return {**result, "kibana_version": version, "set": objects.name}
+
+
+def _summary(url: str, answer: Answer, secrets: list[str]) -> dict[str, Any]:
+    payload = answer.payload
     if not isinstance(payload, dict):
         raise KibanaError(
-            f"{url}: the answer is not Kibana's (HTTP {status}, not JSON); is this Kibana's URL?"
+            f"{url}: the answer is not Kibana's (HTTP {answer.status}, not JSON); "
+            "is this Kibana's URL?"
         )
-    if status >= 300:
-        raise KibanaError(f"{url}: Kibana refused the import (HTTP {status}): {message}")
+    if answer.status >= 300:
+        raise KibanaError(
+            f"{url}: Kibana refused the import (HTTP {answer.status}): {_message(answer, secrets)}"
+        )
     if "success" not in payload:
         raise KibanaError(f"{url}: unexpected answer to the import (no 'success' field)")
     if not payload.get("success"):
-        errors = payload.get("errors") or []
-        described = "; ".join(_describe_error(e, secrets) for e in errors[:3])
-        more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
-        raise KibanaError(
-            f"{url}: Kibana imported {payload.get('successCount', 0)} objects and refused "
-            f"{len(errors)}: {described or 'no detail'}{more}"
-        )
-    objects = [
-        {
-            "type": str(result.get("type", "")),
-            "id": str(result.get("destinationId") or result.get("id", "")),
-            "title": str((result.get("meta") or {}).get("title", "")),
-            "action": "overwritten" if result.get("overwrite") else "created",
-        }
-        for result in payload.get("successResults") or []
-    ]
+        raise KibanaError(_refused(url, payload, secrets))
+    results = payload.get("successResults") or []
+    objects = [_imported(result) for result in results]
     return {
         "kibana": url,
         "success_count": int(payload.get("successCount", len(objects))),
         "objects": objects,
-        "dashboard_url": f"{url}/app/dashboards#/view/{DASHBOARD_ID}",
+        "dashboard_url": f"{url}/app/dashboards#/view/{_dashboard_id(results)}",
     }
+
+
+def _imported(result: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "type": str(result.get("type", "")),
+        "id": str(result.get("destinationId") or result.get("id", "")),
+        "title": str((result.get("meta") or {}).get("title", "")),
+        "action": "overwritten" if result.get("overwrite") else "created",
+    }
+
+
+def _dashboard_id(results: list[Mapping[str, Any]]) -> str:
+    """The dashboard's id in Kibana: ``destinationId`` when Kibana gave it a new one."""
+    for result in results:
+        if result.get("type") == "dashboard" and result.get("id") == DASHBOARD_ID:
+            return str(result.get("destinationId") or DASHBOARD_ID)
+    return DASHBOARD_ID
+
+
+def _refused(url: str, payload: Mapping[str, Any], secrets: list[str]) -> str:
+    errors = payload.get("errors") or []
+    described = "; ".join(_describe_error(e, secrets) for e in errors[:3])
+    more = f" and {len(errors) - 3} more" if len(errors) > 3 else ""
+    return (
+        f"{url}: Kibana imported {payload.get('successCount', 0)} objects and refused "
+        f"{len(errors)}: {described or 'no detail'}{more}"
+    )
 
 
 def _describe_error(error: Mapping[str, Any], secrets: list[str]) -> str:

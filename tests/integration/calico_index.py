@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from l7analytics.adapters.elasticsearch.templates import calico_l7_template
 from l7analytics.synth import generate
 
+#: The hours of generated traffic the secure servers hold (incidents fall in 02:00-06:00).
+SECURE_DAY = datetime(2026, 11, 1, tzinfo=UTC)
+SECURE_HOURS = 6
 ROLLOVER = "tigera_secure_ee_l7.cluster.fluentd-20261101-{:06d}"
 
 

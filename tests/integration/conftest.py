@@ -9,6 +9,11 @@ server that cannot be started FAILS its tests, never skips them; deselect them w
 
 ``L7_ES_URLS=es8=http://127.0.0.1:9200,es7=http://127.0.0.1:9201`` reuses servers that are
 already running (e.g. started with ``scripts/es_server.py start``) instead of starting them.
+
+The session fixture ``secure_es_server`` (ids ``es8-tls``, ``es7-tls``) is the same versions as
+Calico runs them: HTTPS with a private CA (made in the session by ``tls_certs.py``) and security
+on, with the superuser ``l7admin`` and the file-realm users of ``privileges.py``. They start
+with the others, in parallel, when a selected test needs them.
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ from typing import Any
 
 import pytest
 from es_versions import SCRIPT, VERSIONS
+from privileges import write_file_realm
+from tls_certs import make_ca, write_server_files
 
 #: per-session workdirs live here, named after the pytest process that owns them.
 WORKDIR_ROOT = Path(os.environ.get("L7_ES_ROOT", "/tmp/l7analytics-es"))
+#: secure server id -> the plain server id whose version it runs.
+SECURE = {f"{server_id}-tls": server_id for server_id in VERSIONS}
 START_TIMEOUT_S = 600  # a first fetch from Maven plus the script's own 120 s startup limit
 
 
@@ -43,6 +52,10 @@ class EsServer:
     version: str
     pid: int | None = None
     workdir: str | None = None  # None for a server reused through L7_ES_URLS
+    username: str | None = None  # the superuser, on a secure server
+    password: str | None = None
+    ca_certs: str | None = None  # the CA that signed a secure server's certificate
+    users: dict[str, str] | None = None  # file-realm user -> password (privileges.py)
 
     @property
     def major(self) -> int:
@@ -53,12 +66,29 @@ class EsServer:
         from elasticsearch import Elasticsearch
 
         kwargs.setdefault("request_timeout", 30)
+        if self.ca_certs:
+            kwargs.setdefault("ca_certs", self.ca_certs)
+        if self.username and "api_key" not in kwargs:
+            kwargs.setdefault("basic_auth", (self.username, self.password))
         return Elasticsearch(self.url, **kwargs)
+
+    def env(self, user: str | None = None) -> dict[str, str]:
+        """``L7_ES_*`` variables that connect the job to this server (as ``user``, if given)."""
+        env = {"L7_ES_HOSTS": self.url}
+        if self.ca_certs:
+            env["L7_ES_CA_CERTS"] = self.ca_certs
+        if user is not None:
+            assert self.users is not None, f"{self.id} has no file-realm users"
+            env.update(L7_ES_USERNAME=user, L7_ES_PASSWORD=self.users[user])
+        elif self.username:
+            env.update(L7_ES_USERNAME=self.username, L7_ES_PASSWORD=self.password or "")
+        return env
 
 
 _lock = threading.Lock()
 _servers: dict[str, EsServer] = {}
 _failures: dict[str, str] = {}
+_secure_material: dict[str, Any] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,7 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "es_server" in getattr(item, "fixturenames", ()):
+        if {"es_server", "secure_es_server"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.es)
 
 
@@ -112,23 +142,44 @@ def _run_script(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _secure_args() -> list[str]:
+    """``--tls`` and ``--file-realm`` folders, made once per session (a CA, users, roles)."""
+    if not _secure_material:
+        folder = WORKDIR_ROOT / f"pytest-{os.getpid()}-secure-material"
+        certs = write_server_files(folder / "certs", make_ca("l7analytics test CA"))
+        users = write_file_realm(folder / "realm")
+        _secure_material.update(folder=folder, certs=certs, realm=folder / "realm", users=users)
+    return ["--tls", str(_secure_material["certs"]), "--file-realm", str(_secure_material["realm"])]
+
+
 def _start(server_id: str) -> None:
     workdir = _workdir(server_id)
+    version = VERSIONS[SECURE.get(server_id, server_id)]
+    extra = _secure_args() if server_id in SECURE else []
     try:
-        proc = _run_script("start", "--version", VERSIONS[server_id], "--workdir", str(workdir))
+        proc = _run_script("start", "--version", version, "--workdir", str(workdir), *extra)
     except subprocess.TimeoutExpired:
         _failures[server_id] = f"scripts/es_server.py start took over {START_TIMEOUT_S} s"
         return
     if proc.returncode == 0:
         state = json.loads(proc.stdout.strip().splitlines()[-1])
+        secure = server_id in SECURE
         _servers[server_id] = EsServer(
-            server_id, state["url"], state["version"], state["pid"], state["workdir"]
+            server_id,
+            state["url"],
+            state["version"],
+            state["pid"],
+            state["workdir"],
+            username=state.get("username"),
+            password=state.get("password"),
+            ca_certs=state.get("ca_certs"),
+            users=_secure_material["users"] if secure else None,
         )
         return
     lines = proc.stderr.strip().splitlines()
     reason = next((ln for ln in reversed(lines) if "error:" in ln), f"exit {proc.returncode}")
     details = "\n".join(ln for ln in lines[-60:] if ln != reason)
-    _failures[server_id] = f"{server_id} ({VERSIONS[server_id]}): {reason}" + (
+    _failures[server_id] = f"{server_id} ({version}): {reason}" + (
         f"\n{details}" if details else ""
     )
     shutil.rmtree(workdir, ignore_errors=True)  # the message carries the log's tail
@@ -157,6 +208,8 @@ def _ensure(wanted: set[str]) -> None:
         to_start = [s for s in missing if s not in reused]
         if to_start:
             _stop_stale()
+            if any(s in SECURE for s in to_start):
+                _secure_args()  # once, before the parallel starts
             with ThreadPoolExecutor(len(to_start)) as pool:
                 list(pool.map(_start, to_start))
 
@@ -173,6 +226,8 @@ def _stop_all() -> None:
     if started:
         with ThreadPoolExecutor(len(started)) as pool:
             list(pool.map(stop, started))
+    if _secure_material:
+        shutil.rmtree(_secure_material["folder"], ignore_errors=True)
 
 
 atexit.register(_stop_all)  # in case the session ends without pytest_sessionfinish
@@ -182,15 +237,41 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     _stop_all()
 
 
-@pytest.fixture(scope="session", params=list(VERSIONS), ids=list(VERSIONS))
-def es_server(request: pytest.FixtureRequest) -> EsServer:
-    """A running Elasticsearch of one version, shared by the whole session."""
+def _server(request: pytest.FixtureRequest) -> EsServer:
+    """Start every server the session's selected tests need (once, in parallel); this one."""
     wanted = {
-        item.callspec.params["es_server"]
+        params[name]
         for item in request.session.items
-        if "es_server" in getattr(getattr(item, "callspec", None), "params", {})
+        for params in [getattr(getattr(item, "callspec", None), "params", {})]
+        for name in ("es_server", "secure_es_server")
+        if name in params
     }
     _ensure(wanted | {request.param})
     if request.param in _failures:
         pytest.fail(_failures[request.param], pytrace=False)
     return _servers[request.param]
+
+
+@pytest.fixture(scope="session", params=list(VERSIONS), ids=list(VERSIONS))
+def es_server(request: pytest.FixtureRequest) -> EsServer:
+    """A running Elasticsearch of one version, shared by the whole session."""
+    return _server(request)
+
+
+@pytest.fixture(scope="session", params=list(SECURE), ids=list(SECURE))
+def secure_es_server(request: pytest.FixtureRequest) -> EsServer:
+    """A running Elasticsearch as Calico runs it: HTTPS, security, file-realm users."""
+    return _server(request)
+
+
+@pytest.fixture(scope="session")
+def secure_cluster(secure_es_server: EsServer) -> EsServer:
+    """The secure server with Calico's L7 indices filled (6 hours of generated traffic) and
+    Calico's events index created, as the operator does, by the superuser."""
+    from calico_index import SECURE_DAY, SECURE_HOURS, delete_indices, generated_docs, index_docs
+
+    client = secure_es_server.client()
+    delete_indices(client, "tigera_secure_ee_l7.*")
+    index_docs(client, generated_docs(SECURE_DAY, hours=SECURE_HOURS))
+    client.close()
+    return secure_es_server

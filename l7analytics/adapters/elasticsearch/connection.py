@@ -14,20 +14,28 @@ and process lists::
 
 Secrets are :class:`pydantic.SecretStr`: printing the settings, a traceback or a log line
 shows ``**********``.
+
+TLS failures are named as such, with the reason the handshake gave (unknown CA, hostname
+mismatch, or a plain ``http://`` URL for a server that speaks HTTPS, found by a probe after the
+connection failed). ``verify_certs: false`` logs one warning per client, not one per request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from l7analytics.adapters.tls import speaks_tls, tls_reason
 from l7analytics.errors import ConfigError, L7AnalyticsError, SinkError, SourceError, SourceTimeout
 
 ENV_PREFIX = "L7_ES_"
+log = logging.getLogger(__name__)
 
 
 class EsSettings(BaseModel):
@@ -132,17 +140,31 @@ def connect(settings: EsSettings):  # -> elasticsearch.Elasticsearch
         "max_retries": settings.max_retries,
         "retry_on_timeout": True,
         "retry_on_status": (429, 502, 503, 504),
-        "verify_certs": settings.verify_certs,
         "serializer": OrjsonSerializer(),
     }
-    if settings.ca_certs:
-        kwargs["ca_certs"] = settings.ca_certs
+    if any(host.startswith("https://") for host in settings.hosts):
+        # TLS options on an http:// host are refused by the client: they only go with https.
+        kwargs["verify_certs"] = settings.verify_certs
+        kwargs["ssl_show_warn"] = False  # one warning below, not one per node and request
+        if settings.ca_certs:
+            kwargs["ca_certs"] = settings.ca_certs
+        if not settings.verify_certs:
+            warn_unverified(settings.display_host)
     if settings.api_key is not None:
         kwargs["api_key"] = settings.api_key.get_secret_value()
     elif settings.username:
         password = settings.password.get_secret_value() if settings.password else ""
         kwargs["basic_auth"] = (settings.username, password)
     return Elasticsearch(**kwargs)
+
+
+def warn_unverified(host: str) -> None:
+    """The one warning for ``verify_certs: false`` (anyone on the path can read the traffic)."""
+    log.warning(
+        "%s: TLS certificates are not verified (verify_certs: false): the connection is "
+        "encrypted but not authenticated; set L7_ES_CA_CERTS instead",
+        host,
+    )
 
 
 @contextlib.contextmanager
@@ -168,24 +190,77 @@ def translate_errors(host: str, what: str, *, sink: bool = False) -> Iterator[No
             "L7_ES_USERNAME/L7_ES_PASSWORD)"
         ) from None
     except AuthorizationException as exc:
-        raise ConfigError(f"{host}: no privilege for {what}: {_reason(exc)}") from None
+        raise ConfigError(privilege_message(host, what, _reason_text(exc))) from None
     except NotFoundError as exc:
         if _error_type(exc) == "index_not_found_exception":
             raise failure(f"{host}: index missing for {what}: {_reason(exc)}") from None
         raise failure(f"{host}: not found during {what}: {_reason(exc)}") from None
     except TlsError as exc:
-        raise ConfigError(
-            f"{host}: TLS failed for {what} ({_first_line(exc)}; set "
-            "L7_ES_CA_CERTS to the cluster's CA bundle)"
-        ) from None
+        raise ConfigError(f"{host}: TLS failed for {what} ({tls_reason(exc)})") from None
     except ConnectionTimeout:
         raise SourceTimeout(f"{host}: timed out during {what}") from None
     except TransportConnectionError as exc:
+        if host.startswith("http://") and speaks_tls(host):
+            raise ConfigError(
+                f"{host}: TLS expected: the server speaks HTTPS, but the URL says http:// "
+                f"(during {what}; use https:// and set L7_ES_CA_CERTS)"
+            ) from None
         raise SourceTimeout(f"{host}: unreachable during {what} ({_first_line(exc)})") from None
     except ApiError as exc:
         if exc.meta.status in (429, 502, 503, 504):
             raise SourceTimeout(f"{host}: overloaded ({exc.meta.status}) during {what}") from None
         raise failure(f"{host}: {what} failed ({exc.meta.status}): {_reason(exc)}") from None
+
+
+#: Elasticsearch's 403 reason, 7.17 and 8.x: "action [indices:admin/create] is unauthorized for
+#: user [u] with (effective) roles [r] on indices [i], this action is granted by the index
+#: privileges [create_index,manage,all]".
+_UNAUTHORIZED = re.compile(
+    r"action \[(?P<action>.+?)\] is unauthorized for (?P<who>user|API key id) "
+    r"\[(?P<user>[^\]]*)\]"
+    r"(?:.*? on indices \[(?P<indices>[^\]]+)\])?"
+    r"(?:.*?granted by the (?P<kind>index|cluster) privileges \[(?P<privileges>[^\]]+)\])?"
+)
+
+
+def privilege_message(host: str, what: str, reason: str) -> str:
+    """One line naming the privilege that is missing and where, from a 403's reason."""
+    match = _UNAUTHORIZED.search(reason)
+    if match is None:
+        detail = reason or "HTTP 403 without detail"
+        return f"{host}: no privilege for {what}: {detail}"
+    who = f"the {match['who']} {match['user']}"
+    if match["privileges"]:
+        first, *others = match["privileges"].split(",")
+        needed = f"the {match['kind']} privilege {first}" + (
+            f" (or {', '.join(others)})" if others else ""
+        )
+    else:
+        needed = "a privilege"
+    where = f" on {match['indices']}" if match["indices"] else ""
+    action = match["action"]
+    return f"{host}: no privilege for {what}: {who} lacks {needed}{where} (action {action})"
+
+
+def lacks_read(client: Any, index: str) -> bool:
+    """Does the connected user lack ``read`` on ``index``? (Elasticsearch drops indices a user
+    may not read from a wildcard pattern, so "no such index" can mean "no privilege".) False
+    when security is off or the answer is unclear."""
+    from elastic_transport import TransportError
+    from elasticsearch import ApiError
+
+    try:
+        answer = client.security.has_privileges(index=[{"names": [index], "privileges": ["read"]}])
+    except (ApiError, TransportError, OSError, ValueError):
+        return False
+    return not bool(answer.get("index", {}).get(index, {}).get("read", True))
+
+
+def _reason_text(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("reason") or "")
+    return ""
 
 
 def _error_type(exc: Any) -> str | None:

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from l7analytics.adapters.elasticsearch.connection import translate_errors
+from l7analytics.adapters.elasticsearch.connection import privilege_message, translate_errors
 from l7analytics.adapters.elasticsearch.templates import calico_l7_template
-from l7analytics.errors import InputError
+from l7analytics.errors import ConfigError, InputError, SinkError
 
 
 def _documents(paths: Sequence[Path]) -> Iterator[dict[str, Any]]:
@@ -50,7 +50,23 @@ def load_documents(
         )
         count = 0
         actions = ({"_index": index, "_source": doc} for doc in _documents(paths))
-        for ok, _ in helpers.streaming_bulk(client, actions, chunk_size=5000, raise_on_error=True):
-            count += ok
+        stream = helpers.streaming_bulk(client, actions, chunk_size=5000, raise_on_error=False)
+        for ok, item in stream:
+            if not ok:
+                raise _item_error(host, index, item)
+            count += 1
         client.indices.refresh(index=index)
     return index, count
+
+
+def _item_error(host: str, index: str, item: dict[str, Any]) -> Exception:
+    """The first refused document, as one line (a 403 names the missing privilege)."""
+    ((_op, result),) = item.items()
+    error = result.get("error") or {}
+    reason = str(error.get("reason", "")) if isinstance(error, dict) else str(error)
+    what = f"loading documents into {index}"
+    kind = error.get("type") if isinstance(error, dict) else "error"
+    if result.get("status") == 403 and kind == "security_exception":
+        return ConfigError(privilege_message(host, what, reason))
+    detail = " ".join(f"{result.get('status')} {kind}: {reason}".split())[:300]
+    return SinkError(f"{host}: {what}: a document was refused ({detail})")

@@ -13,19 +13,28 @@ security-events schema (top-level fields of the alert plus ``cluster``); documen
 once (``op_type: create``) and an existing id is left alone, as Linseed does.
 
 Items the server rejects with 429 or 5xx are retried with backoff; what still fails is
-reported with the reason and fails the run (:class:`~l7analytics.errors.SinkError`).
+reported with the reason and fails the run (:class:`~l7analytics.errors.SinkError`). An item
+refused for want of a privilege (403) fails it at once, naming the privilege
+(:class:`~l7analytics.errors.ConfigError`).
+
+The index template is installed on every run (so an upgrade brings its new fields), which
+needs the cluster privilege ``manage_index_templates``; a role without it still writes into an
+index that exists (an administrator ran ``kibana-setup`` or the first run), with a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from l7analytics.adapters.elasticsearch.connection import translate_errors
+from l7analytics.adapters.elasticsearch.connection import privilege_message, translate_errors
 from l7analytics.adapters.elasticsearch.templates import alerts_template
 from l7analytics.alerts import EVENT_FIELDS, Alert
-from l7analytics.errors import SinkError
+from l7analytics.errors import ConfigError, SinkError
+
+log = logging.getLogger(__name__)
 
 RETRYABLE = (429, 500, 502, 503, 504)
 
@@ -77,6 +86,8 @@ class _BulkWriter:
                     outcome["exists"] += 1
                 elif status in RETRYABLE and attempt < self.max_attempts:
                     retry.append((action, source))
+                elif status == 403 and result.get("error", {}).get("type") == "security_exception":
+                    raise self._item_refused(result["error"], f"writing alerts to {self.index}")
                 else:
                     error = result.get("error", {})
                     failures.append(
@@ -94,6 +105,14 @@ class _BulkWriter:
                 f"{self.host}: {len(failures)} alert(s) not written to {self.index}: {shown}"
             )
         return outcome
+
+    def _item_refused(self, error: Any, what: str) -> Exception:
+        """One line for an item the server refused (a 403 names the missing privilege)."""
+        error = error if isinstance(error, dict) else {"reason": str(error)}
+        reason = str(error.get("reason", ""))
+        if error.get("type") == "security_exception":
+            return ConfigError(privilege_message(self.host, what, reason))
+        return SinkError(f"{self.host}: {what} failed: {error.get('type')}: {reason}")
 
 
 class EsAlertSink(_BulkWriter):
@@ -115,17 +134,41 @@ class EsAlertSink(_BulkWriter):
 
     def ensure_index(self) -> None:
         """Install the index template and create the index when missing (idempotent)."""
-        from elasticsearch import BadRequestError
+        from elasticsearch import AuthorizationException, BadRequestError
 
-        with translate_errors(self.host, f"installing the {self.index} template", sink=True):
-            self.client.indices.put_index_template(name=self.index, **alerts_template(self.index))
-            if not self.client.indices.exists(index=self.index):
+        with translate_errors(self.host, f"installing the index template {self.index}", sink=True):
+            try:
+                self.client.indices.put_index_template(
+                    name=self.index, **alerts_template(self.index)
+                )
+            except AuthorizationException:
+                if not self._exists():
+                    raise
+                log.warning(
+                    "%s: no privilege to update the index template %s (manage_index_templates); "
+                    "the index exists, so alerts go into it as it is",
+                    self.host,
+                    self.index,
+                )
+        if not self._exists():
+            with translate_errors(self.host, f"creating the index {self.index}", sink=True):
                 try:
                     self.client.indices.create(index=self.index)
                 except BadRequestError as exc:
                     if "resource_already_exists_exception" not in str(exc.body):
                         raise
         self._ready = True
+
+    def _exists(self) -> bool:
+        """Does the index exist? (GET, not HEAD: a refusal then says which privilege.)"""
+        from elasticsearch import NotFoundError
+
+        with translate_errors(self.host, f"looking up the index {self.index}", sink=True):
+            try:
+                self.client.indices.get(index=self.index, filter_path="*.settings.index.uuid")
+            except NotFoundError:
+                return False
+        return True
 
     def write(self, alerts: Sequence[Alert]) -> int:
         if not self._ready:
@@ -163,6 +206,8 @@ class EsAlertSink(_BulkWriter):
                 for doc in response["docs"]:
                     if doc.get("found"):
                         found[doc["_id"]] = doc["_source"]
+                    elif "error" in doc:  # refused, not missing: never take it for "new"
+                        raise self._item_refused(doc["error"], f"reading alerts from {self.index}")
         return found
 
 

@@ -37,8 +37,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pj
 
-from l7analytics.adapters.elasticsearch.connection import translate_errors
-from l7analytics.errors import SourceError, SourceTimeout
+from l7analytics.adapters.elasticsearch.connection import lacks_read, translate_errors
+from l7analytics.errors import ConfigError, SourceError, SourceTimeout
 from l7analytics.ports import RawBatch
 from l7analytics.prefetch import interleave
 from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
@@ -161,17 +161,29 @@ class EsL7Source:
         self.sleep((ready - now).total_seconds())
 
     def _check_index(self) -> None:
-        """Fail when the pattern matches no index: almost always a wrong cluster name."""
-        with translate_errors(self.host, f"reading {self.options.index}"):
-            self._retrying(
-                lambda: self.client.search(
-                    index=self.options.index,
-                    size=0,
-                    allow_no_indices=False,
-                    track_total_hits=False,
-                    filter_path="took",
+        """Fail when the pattern matches no index: almost always a wrong cluster name, or a
+        role without ``read`` on it (Elasticsearch then hides the indices)."""
+        what = f"reading {self.options.index}"
+        try:
+            with translate_errors(self.host, what):
+                self._retrying(
+                    lambda: self.client.search(
+                        index=self.options.index,
+                        size=0,
+                        allow_no_indices=False,
+                        track_total_hits=False,
+                        filter_path="took",
+                    )
                 )
-            )
+        except SourceTimeout:
+            raise
+        except SourceError:
+            if lacks_read(self.client, self.options.index):
+                raise ConfigError(
+                    f"{self.host}: no privilege for {what}: the user lacks the index privilege "
+                    f"read on {self.options.index}"
+                ) from None
+            raise
 
     def _choose_method(self) -> str:
         if self.options.method in ("pit", "scroll"):
