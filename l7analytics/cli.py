@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Kibana base URL, /s/<space> for a space (default $L7_KIBANA_URL); "
         "authenticates like the Elasticsearch connection (L7_ES_* env)",
     )
+    p.add_argument(
+        "--skip-es",
+        action="store_true",
+        help="do not install the alerts index template and index first (when Elasticsearch "
+        "cannot be reached from here; the job creates them on its first write)",
+    )
     _add_config(p)
 
     sub.add_parser("config", help="print the built-in default settings")
@@ -381,23 +387,32 @@ def cmd_load_es(args: argparse.Namespace) -> int:
 
 
 def cmd_kibana_setup(args: argparse.Namespace) -> int:
-    from rich.markup import escape
+    """Kibana's version picks the saved objects; the alerts index comes first (``--skip-es``)."""
     from rich.table import Table
 
     from l7analytics.adapters.elasticsearch.factory import es_settings
-    from l7analytics.kibana.setup import import_saved_objects, kibana_url_from
+    from l7analytics.kibana.setup import kibana_url_from, setup_kibana
     from l7analytics.report import console
 
     url = kibana_url_from(args.kibana_url)
-    result = import_saved_objects(url, es_settings(_settings(args)))
+    settings = _settings(args)
+    result = setup_kibana(
+        url,
+        settings,
+        es_settings(settings),
+        alerts_index=not args.skip_es,
+        say=lambda line: console.print(line, soft_wrap=True),
+    )
     table = Table(title=f"Kibana saved objects in {result['kibana']}", title_justify="left")
     for col in ("type", "id", "title", "action"):
         table.add_column(col)
     for obj in result["objects"]:
-        table.add_row(*(escape(obj[k]) for k in ("type", "id", "title", "action")))
+        table.add_row(*(obj[k] for k in ("type", "id", "title", "action")))
     console.print(table)
     console.print(
-        f"imported {result['success_count']} objects; dashboard: {result['dashboard_url']}"
+        f"imported {result['success_count']} objects; dashboard: {result['dashboard_url']}",
+        markup=False,
+        soft_wrap=True,
     )
     return 0
 

@@ -23,15 +23,20 @@ from rich.table import Table
 from l7analytics.alerts import Alert, severity_band
 
 #: Piped or logged output (CI, Airflow task logs) gets a wide page instead of 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False)
+#: Markup and emoji codes are off: what is printed comes from documents an attacker chose
+#: (``/.git/[/]config`` is a rich markup error, ``:x:`` an emoji), so nothing printed is ever
+#: interpreted, whatever function prints it.
+console = Console(
+    highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 160
+)
+err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 
 @contextmanager
 def progress_bar(description: str, total: float | None, unit: str = "") -> Iterator[Any]:
     """A progress bar on stderr; yields ``advance(n)``. Quiet when stderr is not a terminal."""
     columns = [
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         MofNCompleteColumn() if unit != "bytes" else TextColumn(""),
