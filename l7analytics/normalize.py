@@ -28,6 +28,13 @@ from l7analytics.schema import (
 from l7analytics.urls import path_template, split_url
 
 _INT_TEXT = r"^\s*[+-]?\d+(\.0*)?\s*$"
+#: Largest value a document may hold per integer field. ``count`` is requests in one flush
+#: window of one node: four billion is far past any real one, and keeps the sum of a window's
+#: counts inside int64 (no negative totals). The others stay exact in float64 and in JSON.
+_INT_LIMITS: dict[str, int] = {name: 2**53 for name in INT_FIELDS} | {"count": 2**32}
+_PORT_FIELDS = ("source_port_num", "dest_port_num", "dest_service_port")
+_INT_LIMITS |= {name: 65_535 for name in _PORT_FIELDS}
+_INT64_MAX = 2**63 - 1
 #: Documents more than this far apart in start/end are not Calico flush windows.
 _MAX_SPAN_SECONDS = 7 * 86400
 #: end_time must be after 2000-01-01 and before 2100-01-01: anything else is not epoch seconds.
@@ -76,16 +83,24 @@ def _as_string(array: pa.Array | None, n: int) -> pa.Array:
 
 
 def _as_int(array: pa.Array | None, n: int) -> tuple[pa.Array, np.ndarray]:
-    """Integer column and a mask of values present but not integers (to reject)."""
+    """Integer column and a mask of values present but not exact integers (to reject).
+
+    No value goes through float64 unless the document wrote a float: integer text is parsed
+    exactly, and a float beyond 2**53 (where float64 skips integers) is rejected, not rounded.
+    """
     bad = np.zeros(n, dtype=bool)
     if array is None or pa.types.is_null(array.type):
         return pa.nulls(n, pa.int64()), bad
     if pa.types.is_integer(array.type):
+        if pa.types.is_uint64(array.type):
+            too_big = pc.fill_null(pc.greater(array, _INT64_MAX), False)
+            bad = too_big.to_numpy(zero_copy_only=False)
+            array = pc.if_else(too_big, pa.scalar(None, array.type), array)
         return pc.cast(array, pa.int64()), bad
     if pa.types.is_floating(array.type):
-        integral = pc.equal(pc.floor(array), array)
-        bad = ~pc.fill_null(integral, True).to_numpy(zero_copy_only=False)
-        clean = pc.if_else(integral, array, pa.scalar(None, array.type))
+        exact = pc.and_(pc.equal(pc.floor(array), array), pc.less_equal(pc.abs(array), 2.0**53))
+        bad = ~pc.fill_null(exact, True).to_numpy(zero_copy_only=False)
+        clean = pc.if_else(exact, array, pa.scalar(None, array.type))
         return pc.cast(clean, pa.int64()), bad
     if pa.types.is_boolean(array.type):
         return pa.nulls(n, pa.int64()), ~pc.is_null(array).to_numpy(zero_copy_only=False)
@@ -96,9 +111,51 @@ def _as_int(array: pa.Array | None, n: int) -> tuple[pa.Array, np.ndarray]:
     text = null_if_placeholder(array)
     ok = pc.match_substring_regex(text, _INT_TEXT)
     bad = ~pc.fill_null(ok, True).to_numpy(zero_copy_only=False)
-    clean = pc.if_else(ok, text, pa.scalar(None, pa.string()))
-    as_float = pc.cast(pc.utf8_trim_whitespace(clean), pa.float64())
-    return pc.cast(as_float, pa.int64()), bad
+    digits = pc.replace_substring_regex(
+        pc.utf8_trim_whitespace(pc.if_else(ok, text, pa.scalar(None, pa.string()))),
+        r"^\+|\.0*$",
+        "",
+    )
+    try:
+        return pc.cast(digits, pa.int64()), bad
+    except pa.ArrowInvalid:  # a value outside int64: find it in Python (rare, so cheap)
+        values = [None if v is None else int(v) for v in digits.to_pylist()]
+        outside = np.array([v is not None and not -_INT64_MAX <= v <= _INT64_MAX for v in values])
+        kept = [None if out else v for v, out in zip(values, outside, strict=True)]
+        return pa.array(kept, pa.int64()), bad | outside
+
+
+def _out_of_range(name: str, values: pa.Array) -> np.ndarray:
+    """Rows whose ``name`` is negative or above its limit (see :data:`_INT_LIMITS`)."""
+    outside = pc.or_(pc.less(values, 0), pc.greater(values, _INT_LIMITS[name]))
+    return pc.fill_null(outside, False).to_numpy(zero_copy_only=False)
+
+
+def _range_reason(name: str) -> str:
+    if name in _PORT_FIELDS:
+        return f"{name} is not a port number (0 to 65535)"
+    limit = _INT_LIMITS[name]
+    return f"{name} is negative or above 2**{limit.bit_length() - 1} ({limit})"
+
+
+def _invalid_utf8(array: pa.Array) -> np.ndarray:
+    """Rows whose text is not valid UTF-8 (Arrow's JSON reader does not check strings; Parquet
+    and every reader after it would fail on them). Checked whole first: Python looks at the
+    values only when the column holds a bad one."""
+    try:
+        array.validate(full=True)
+        return np.zeros(len(array), dtype=bool)
+    except pa.ArrowInvalid:
+        raw = array.view(pa.large_binary() if pa.types.is_large_string(array.type) else pa.binary())
+        return np.array([v is not None and not _decodes(v) for v in raw.to_pylist()], dtype=bool)
+
+
+def _decodes(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _castable_to_string(array: pa.Array) -> bool:
@@ -167,10 +224,17 @@ def normalize_table(table: pa.Table) -> NormalizedBatch:
 
     columns: dict[str, pa.Array] = {}
     for name in STRING_FIELDS:
-        columns[name] = _as_string(_column(table, name), n)
+        raw = _column(table, name)
+        if raw is not None and (pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type)):
+            invalid = _invalid_utf8(raw)
+            reject(invalid, f"{name} is not valid UTF-8")
+            if invalid.any():  # rejected; nulled so no later kernel meets the bad bytes
+                raw = pc.if_else(pa.array(invalid), pa.scalar(None, raw.type), raw)
+        columns[name] = _as_string(raw, n)
     for name in INT_FIELDS:
         columns[name], bad = _as_int(_column(table, name), n)
         reject(bad, f"{name} is not an integer")
+        reject(_out_of_range(name, columns[name]), _range_reason(name))
     epoch: dict[str, pa.Array] = {}
     for name in TIME_FIELDS:
         epoch[name], bad = _as_int(_column(table, name), n)
@@ -186,8 +250,7 @@ def normalize_table(table: pa.Table) -> NormalizedBatch:
         (start_np > end_np) | (end_np - start_np > _MAX_SPAN_SECONDS),
         "start_time is after end_time or not a flush window",
     )
-    count_np = pc.fill_null(columns["count"], -1).to_numpy(zero_copy_only=False)
-    reject(count_np < 0, "count is missing or negative")
+    reject(pc.is_null(columns["count"]).to_numpy(zero_copy_only=False), "count is missing")
 
     ok = codes == 0
     rejected = np.flatnonzero(~ok)

@@ -103,6 +103,11 @@ def score_summary(result: Any, sinks: Sequence[str]) -> Table:
     return table
 
 
+def _text(value: object) -> str:
+    """A cell: missing values (None, NaN) are blank, anything else its plain text."""
+    return "" if value is None or value != value else str(value)
+
+
 def alerts_table(alerts: Sequence[Alert], limit: int = 30) -> Table:
     table = Table(title=f"alerts ({len(alerts)})", title_justify="left", show_lines=False)
     for col in ("time", "detector", "sev", "caller", "destination", "description"):
@@ -114,8 +119,8 @@ def alerts_table(alerts: Sequence[Alert], limit: int = 30) -> Table:
             alert.time,
             alert.origin.removeprefix("l7."),
             f"{alert.severity} {severity_band(alert.severity)}",
-            record.get("caller", ""),
-            dest or "",
+            _text(record.get("caller")),
+            _text(dest),
             alert.description,
         )
     if len(alerts) > limit:

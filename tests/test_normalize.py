@@ -230,8 +230,8 @@ def test_rejections_report_row_and_reason():
     assert batch.rejected_rows == [1, 2, 3, 4, 5]
     assert batch.reasons == [
         "end_time is missing",
-        "count is missing or negative",
-        "count is missing or negative",
+        "count is negative or above 2**32 (4294967296)",
+        "count is missing",
         "end_time is not epoch seconds",
         "start_time is after end_time or not a flush window",
     ]
@@ -242,7 +242,7 @@ def test_non_numeric_count_rejected():
     batch = normalize([calico_doc(count="7"), calico_doc(count="abc"), calico_doc(count="-")])
     assert batch.records.column("count").to_pylist() == [7]
     assert batch.rejected_rows == [1, 2]
-    assert batch.reasons == ["count is not an integer", "count is missing or negative"]
+    assert batch.reasons == ["count is not an integer", "count is missing"]
 
 
 def test_fractional_count_rejected():

@@ -202,7 +202,8 @@ def _parse_lines(block: bytes, name: str, first_line: int) -> RawBatch:
         try:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            unparsable.append((where, f"malformed JSON: {exc}", line.decode("utf-8", "replace")))
+            reason = "not valid UTF-8" if not _is_utf8(line) else f"malformed JSON: {exc}"
+            unparsable.append((where, reason, line.decode("utf-8", "replace")))
             continue
         if isinstance(doc, dict) and isinstance(doc.get("_source"), dict):
             doc = {**doc["_source"], **{k: v for k, v in doc.items() if k != "_source"}}
@@ -220,6 +221,14 @@ def _parse_lines(block: bytes, name: str, first_line: int) -> RawBatch:
         origin=lambda i: f"{name}:{kept[i][0]}",
         unparsable=unparsable,
     )
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _text(value: object) -> str | None:

@@ -228,15 +228,17 @@ class RestrictedUrlDetector(Detector):
         examples = ", ".join(paths["url_path"].head(3))
         outcome = f"{succeeded} answered 2xx" if succeeded else "none answered 2xx"
         dest_text = dest if isinstance(dest, str) else "an unknown destination"
+        # Calico's ExcludeL7SourceInfo (or a hostile document) leaves the caller unknown.
+        caller_text = caller if isinstance(caller, str) else "an unknown caller"
         start = pd.Timestamp(bucket_start).to_pydatetime()
         description = (
-            f"{caller} requested {rule.description} on {dest_text}: {requests} requests to "
+            f"{caller_text} requested {rule.description} on {dest_text}: {requests} requests to "
             f"{len(paths)} path(s) such as {examples}; {outcome}."
         )
         first = group.sort_values("requests", ascending=False, kind="stable").iloc[0]
         return Alert.create(
             detector=self.id,
-            entity=f"{caller}|{dest}|{rule_id}",
+            entity=f"{text_or_none(caller) or '-'}|{text_or_none(dest) or '-'}|{rule_id}",
             window_start=start,
             window_end=start + context.bucket,
             severity=rule.severity + boost,
@@ -258,7 +260,7 @@ class RestrictedUrlDetector(Detector):
             record={
                 "detector_version": self.version,
                 "run_mode": context.run_mode,
-                "caller": caller,
+                "caller": text_or_none(caller),
                 "dest": text_or_none(dest),
                 "rule_id": rule.id,
                 "rule_description": rule.description,
