@@ -707,7 +707,7 @@ def test_tls_failure_talking_to_kibana_exits_2_in_one_line_naming_tls(kibana, ca
     url = kibana.url.replace("http://", "https://")  # TLS to a server that speaks plain HTTP
     assert setup(url) == 2
     line = one_line_error(capsys)
-    assert url in line and "TLS" in line and "L7_ES_CA_CERTS" in line
+    assert url in line and "TLS" in line and "does not speak TLS" in line
     assert kibana.requests == []
 
 

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 #: How long the probe that tells "HTTPS server behind an http:// URL" may take.
 TLS_PROBE_TIMEOUT_S = 3.0
+#: What OpenSSL says when the other side answers a TLS hello in plain HTTP.
+PLAIN_HTTP_REASONS = {"WRONG_VERSION_NUMBER", "HTTP_REQUEST", "RECORD_LAYER_FAILURE"}
 CA_HINT = "set L7_ES_CA_CERTS to the CA bundle that signed the server's certificate"
 
 
@@ -29,6 +31,11 @@ def tls_reason(exc: BaseException) -> str:
             return f"certificate verify failed: {detail}; {CA_HINT}"
     for cause in _causes(exc):
         if isinstance(cause, ssl.SSLError):
+            if cause.reason in PLAIN_HTTP_REASONS:
+                return (
+                    f"{cause.reason}: the server does not speak TLS on this port; use http:// "
+                    "or the server's HTTPS port"
+                )
             return cause.reason or _first_line(cause)
     return _first_line(exc)
 

@@ -146,3 +146,12 @@ def test_no_secret_at_any_log_level(
     assert code == 2
     for secret in (secure_cluster.password, secure_cluster.users["l7job"]):
         assert secret not in caplog.text + out + err
+
+
+def test_https_to_a_plain_http_server_says_so(es_server, environment, tmp_path, capsys):
+    environment({"L7_ES_HOSTS": es_server.url.replace("http://", "https://")})
+    args = ["extract", "--es", "--lake", str(tmp_path / "lake"), *WINDOW]
+    code, _out, err = run(args, capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "TLS" in lines[0] and "does not speak TLS" in lines[0], lines[0]
