@@ -1,4 +1,4 @@
-"""Small Arrow helpers shared by normalization and the detectors."""
+"""Small Arrow and text helpers shared by the sources, normalization and the detectors."""
 
 from __future__ import annotations
 
@@ -67,3 +67,12 @@ def null_if_placeholder(array: pa.Array) -> pa.Array:
 
 
 _PLACEHOLDERS = pa.array(["-", ""])
+
+
+def is_utf8(value: bytes) -> bool:
+    """Is ``value`` valid UTF-8? (Arrow's JSON reader does not check strings.)"""
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

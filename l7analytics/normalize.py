@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.arrowutil import map_unique, null_if_placeholder
+from l7analytics.arrowutil import is_utf8, map_unique, null_if_placeholder
 from l7analytics.identity import workload_column
 from l7analytics.schema import (
     INT_FIELDS,
@@ -147,15 +147,7 @@ def _invalid_utf8(array: pa.Array) -> np.ndarray:
         return np.zeros(len(array), dtype=bool)
     except pa.ArrowInvalid:
         raw = array.view(pa.large_binary() if pa.types.is_large_string(array.type) else pa.binary())
-        return np.array([v is not None and not _decodes(v) for v in raw.to_pylist()], dtype=bool)
-
-
-def _decodes(value: bytes) -> bool:
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+        return np.array([v is not None and not is_utf8(v) for v in raw.to_pylist()], dtype=bool)
 
 
 def _castable_to_string(array: pa.Array) -> bool:

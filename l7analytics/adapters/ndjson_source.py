@@ -18,6 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pj
 
+from l7analytics.arrowutil import is_utf8
 from l7analytics.errors import InputError
 from l7analytics.ports import RawBatch
 from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
@@ -202,7 +203,7 @@ def _parse_lines(block: bytes, name: str, first_line: int) -> RawBatch:
         try:
             doc = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            reason = "not valid UTF-8" if not _is_utf8(line) else f"malformed JSON: {exc}"
+            reason = "not valid UTF-8" if not is_utf8(line) else f"malformed JSON: {exc}"
             unparsable.append((where, reason, line.decode("utf-8", "replace")))
             continue
         if isinstance(doc, dict) and isinstance(doc.get("_source"), dict):
@@ -221,14 +222,6 @@ def _parse_lines(block: bytes, name: str, first_line: int) -> RawBatch:
         origin=lambda i: f"{name}:{kept[i][0]}",
         unparsable=unparsable,
     )
-
-
-def _is_utf8(line: bytes) -> bool:
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _text(value: object) -> str | None:

@@ -265,6 +265,16 @@ def secure_es_server(request: pytest.FixtureRequest) -> EsServer:
 
 
 @pytest.fixture(scope="session")
+def settings_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Job settings for runs against the test servers: no read delay, Calico events on."""
+    path = tmp_path_factory.mktemp("settings") / "settings.yaml"
+    path.write_text(
+        "elasticsearch:\n  source:\n    read_delay: 0s\n  alerts:\n    calico_events: true\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
 def secure_cluster(secure_es_server: EsServer) -> EsServer:
     """The secure server with Calico's L7 indices filled (6 hours of generated traffic) and
     Calico's events index created, as the operator does, by the superuser."""

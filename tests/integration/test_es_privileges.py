@@ -35,15 +35,6 @@ EVENTS_MAPPING = {
 }
 
 
-@pytest.fixture(scope="module")
-def settings_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("privileges") / "settings.yaml"
-    path.write_text(
-        "elasticsearch:\n  source:\n    read_delay: 0s\n  alerts:\n    calico_events: true\n"
-    )
-    return path
-
-
 def reset_alert_indices(server) -> None:
     """No alerts index (the job creates it); Calico's events index empty, as the operator
     creates it (the job may only add documents to it)."""

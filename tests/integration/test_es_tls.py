@@ -40,15 +40,6 @@ def environment(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def settings_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("tls") / "settings.yaml"
-    path.write_text(
-        "elasticsearch:\n  source:\n    read_delay: 0s\n  alerts:\n    calico_events: true\n"
-    )
-    return path
-
-
-@pytest.fixture(scope="module")
 def wrong_ca(tmp_path_factory) -> str:
     return str(write_ca_file(tmp_path_factory.mktemp("ca") / "other.crt", make_ca("other CA")))
 
