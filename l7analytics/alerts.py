@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -150,19 +150,9 @@ def suppress(alerts: Iterable[Alert], period: timedelta | None) -> list[Alert]:
 
 def _merge(detector: str, entity: str, period_start: datetime, members: list[Alert]) -> Alert:
     worst = max(members, key=lambda a: (a.severity, a.record["window_start"]))
-    windows = sorted({w for a in members for w in a.record["occurrence_windows"]})
     record = {
         **worst.record,
-        "occurrences": len(windows),
-        "occurrence_windows": windows,
-        # A member may itself be a merged alert (an idempotent sink re-merges what it stored):
-        # its span is first_window_start..last_window_end, not its worst window.
-        "first_window_start": min(
-            a.record.get("first_window_start", a.record["window_start"]) for a in members
-        ),
-        "last_window_end": max(
-            a.record.get("last_window_end", a.record["window_end"]) for a in members
-        ),
+        **occurrence_span([a.record for a in members]),
         "suppression_period_start": iso(period_start),
     }
     return replace(
@@ -171,6 +161,38 @@ def _merge(detector: str, entity: str, period_start: datetime, members: list[Ale
         time=max(a.time for a in members),
         record=record,
     )
+
+
+def occurrence_span(
+    records: Iterable[Mapping[str, Any]], *, own_window: bool = True
+) -> dict[str, Any]:
+    """The occurrences of several records of one alert: the union of their windows (a set, so
+    merging the same record twice changes nothing) and the span from the first to the last.
+    A record may itself be merged already: its span is first_window_start..last_window_end;
+    with ``own_window`` a record not merged yet spans its own window."""
+    records = list(records)
+    windows = sorted({w for r in records for w in r.get("occurrence_windows", ())})
+    span: dict[str, Any] = {"occurrences": len(windows), "occurrence_windows": windows}
+    for key, own, pick in (
+        ("first_window_start", "window_start", min),
+        ("last_window_end", "window_end", max),
+    ):
+        values = [r.get(key) or (r.get(own) if own_window else None) for r in records]
+        if any(values):
+            span[key] = pick(v for v in values if v)
+    return span
+
+
+def merge_stored(document: dict[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert document merged with the one a sink already holds under its id (the same
+    detector, entity and suppression period, written by an earlier run): the new detail, the
+    higher severity, every occurrence window once. Writing the same document twice changes
+    nothing, so sinks stay idempotent."""
+    old_record = stored.get("record") or {}
+    span = occurrence_span([document["record"], old_record], own_window=False)
+    record = {**document["record"], **span}
+    severity = max(document["severity"], stored.get("severity", 0))
+    return {**document, "severity": severity, "record": record}
 
 
 def _sort_key(alert: Alert) -> tuple[str, int, str]:

@@ -17,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from l7analytics.detectors import REGISTRY
 from l7analytics.windows import parse_time
 
-DETECTORS = ("l7.restricted_url", "l7.url_scan", "l7.unusual_pair")
+#: Every registered detector, in registry order (the one list of detector ids).
+DETECTORS = tuple(REGISTRY)
 FLUSH_INTERVAL = timedelta(minutes=5)
 
 

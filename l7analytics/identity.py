@@ -19,13 +19,14 @@ import re
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_K8S_SAFE = "bcdfghjklmnpqrstvwxz2456789"
+#: The alphabet of Kubernetes' ``SafeEncodeString`` (random pod suffixes).
+K8S_SAFE = "bcdfghjklmnpqrstvwxz2456789"
 #: The pod-template hash is ``SafeEncodeString`` of a decimal number, so only the ten letters
 #: the digits map to occur in it.
-_TEMPLATE_HASH = "456789bcdf"
+TEMPLATE_HASH = "456789bcdf"
 #: RE2 and Python ``re`` accept the same pattern. A pod's 5-character random suffix is only
 #: stripped after a pod-template hash: alone it would eat words such as ``https`` or ``pgsql``.
-GENERATED_SUFFIX = rf"(?:-[{_TEMPLATE_HASH}]{{6,10}}(?:-[{_K8S_SAFE}]{{5}})?|-[0-9]{{8,}})?-?\*$"
+GENERATED_SUFFIX = rf"(?:-[{TEMPLATE_HASH}]{{6,10}}(?:-[{K8S_SAFE}]{{5}})?|-[0-9]{{8,}})?-?\*$"
 _GENERATED_SUFFIX_RE = re.compile(GENERATED_SUFFIX)
 MISSING_NAMESPACE = "-"
 

@@ -17,8 +17,9 @@ from l7analytics.evaluation import DETECTORS
 from l7analytics.windows import Window, floor_time, parse_time
 
 HOUR = timedelta(hours=1)
-#: One color per detector, the same in every plot.
-COLORS = {"l7.restricted_url": "#d62728", "l7.url_scan": "#ff7f0e", "l7.unusual_pair": "#1f77b4"}
+#: One color per detector, the same in every plot (in registry order).
+PALETTE = ("#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
+COLORS = dict(zip(DETECTORS, PALETTE, strict=False))
 
 
 def alerts_per_hour(
@@ -35,11 +36,7 @@ def alerts_per_hour(
         start, end = min(times), max(times) + HOUR
     else:
         return {}
-    hours = []
-    cursor = start
-    while cursor < end:
-        hours.append(cursor)
-        cursor += HOUR
+    hours = [hour.start for hour in Window(start, end).split(HOUR)]
     detectors = [d for d in DETECTORS if any(doc["origin"] == d for doc in docs)]
     detectors += sorted({doc["origin"] for doc in docs} - set(detectors))
     counts = {d: dict.fromkeys(hours, 0) for d in detectors}

@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-#: Kubernetes' alphabet for generated names (no vowels, no 0/1/3).
-K8S_SAFE = "bcdfghjklmnpqrstvwxz2456789"
-TEMPLATE_HASH = "456789bcdf"
+from l7analytics.identity import TEMPLATE_HASH
+
 NUM_URL_PATH_PARTS = 5  # L7LogsFileAggregationNumURLPath default
 URL_CHAR_LIMIT = 250  # L7LogsFileAggregationURLCharLimit default
 

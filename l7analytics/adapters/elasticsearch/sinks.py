@@ -31,7 +31,7 @@ from typing import Any
 
 from l7analytics.adapters.elasticsearch.connection import privilege_message, translate_errors
 from l7analytics.adapters.elasticsearch.templates import alerts_template
-from l7analytics.alerts import EVENT_FIELDS, Alert
+from l7analytics.alerts import EVENT_FIELDS, Alert, merge_stored
 from l7analytics.errors import ConfigError, SinkError
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ class EsAlertSink(_BulkWriter):
             if old is None:
                 actions.append(({"create": {"_index": self.index, "_id": alert_id}}, doc))
                 continue
-            merged = _merge_occurrences(doc, old)
+            merged = merge_stored(doc, old)
             if any(old.get(k) != v for k, v in merged.items()):
                 actions.append(
                     ({"update": {"_index": self.index, "_id": alert_id}}, {"doc": merged})
@@ -209,33 +209,6 @@ class EsAlertSink(_BulkWriter):
                     elif "error" in doc:  # refused, not missing: never take it for "new"
                         raise self._item_refused(doc["error"], f"reading alerts from {self.index}")
         return found
-
-
-def _merge_occurrences(doc: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """The new document with the occurrence windows already stored kept (a set union), so
-    writing the same suppression period from two runs counts every window once."""
-    record = dict(doc["record"])
-    windows = sorted(
-        set(record.get("occurrence_windows", []))
-        | set(old.get("record", {}).get("occurrence_windows", []))
-    )
-    record["occurrence_windows"] = windows
-    record["occurrences"] = len(windows)
-    starts = [
-        w
-        for w in (record.get("first_window_start"), old.get("record", {}).get("first_window_start"))
-        if w
-    ]
-    if starts:
-        record["first_window_start"] = min(starts)
-    ends = [
-        w
-        for w in (record.get("last_window_end"), old.get("record", {}).get("last_window_end"))
-        if w
-    ]
-    if ends:
-        record["last_window_end"] = max(ends)
-    return {**doc, "severity": max(doc["severity"], old.get("severity", 0)), "record": record}
 
 
 class CalicoEventsSink(_BulkWriter):
