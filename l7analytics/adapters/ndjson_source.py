@@ -16,35 +16,14 @@ from pathlib import Path
 
 import orjson
 import pyarrow as pa
-import pyarrow.json as pj
 
 from l7analytics.arrowutil import is_utf8
 from l7analytics.errors import InputError
 from l7analytics.ports import RawBatch
-from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
+from l7analytics.rawjson import DOCUMENTS, HITS, read_block, text_table
 from l7analytics.windows import Window
 
 BLOCK_BYTES = 16 << 20
-_READ_OPTIONS = pj.ReadOptions(use_threads=True, block_size=1 << 20)
-#: Parsing straight into the expected types is what makes the fast path fast; a block where
-#: a document breaks them (``"count": "-"``) is re-read line by line.
-_DOCUMENT_FIELDS = [
-    *(pa.field(f, pa.int64()) for f in (*TIME_FIELDS, *INT_FIELDS)),
-    *(pa.field(f, pa.string()) for f in STRING_FIELDS),
-]
-_DOCUMENTS = pj.ParseOptions(
-    explicit_schema=pa.schema(_DOCUMENT_FIELDS),
-    newlines_in_values=False,
-    unexpected_field_behavior="ignore",
-)
-#: Elasticsearch hits carry the document in ``_source`` (slower to parse, so only when needed).
-_HITS = pj.ParseOptions(
-    explicit_schema=pa.schema(
-        [*_DOCUMENT_FIELDS, pa.field("_source", pa.struct(_DOCUMENT_FIELDS))]
-    ),
-    newlines_in_values=False,
-    unexpected_field_behavior="ignore",
-)
 
 
 class NdjsonSource:
@@ -158,15 +137,15 @@ def _parse_block(block: bytes | memoryview, name: str, first_line: Callable[[], 
     (to quarantine a rejected document with its line number) is built only when asked for.
     """
     head = bytes(block[:65536])
-    options = _HITS if b'"_source"' in head[: head.find(b"\n")] else _DOCUMENTS
+    options = HITS if b'"_source"' in head[: head.find(b"\n")] else DOCUMENTS
     try:
-        table = _read(block, options)
+        table = read_block(block, options)
         if (
-            options is _DOCUMENTS
+            options is DOCUMENTS
             and table.column("end_time").null_count
             and b'"_source"' in bytes(block)
         ):
-            table = _read(block, _HITS)  # hits mixed with plain documents
+            table = read_block(block, HITS)  # hits mixed with plain documents
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _parse_lines(bytes(block), name, first_line())
     lines: list[tuple[int, bytes]] = []
@@ -184,11 +163,6 @@ def _parse_block(block: bytes | memoryview, name: str, first_line: Callable[[], 
         raw_record=lambda i: line(i)[1].decode("utf-8", "replace"),
         origin=lambda i: f"{name}:{line(i)[0]}",
     )
-
-
-def _read(block: bytes | memoryview, options: pj.ParseOptions) -> pa.Table:
-    source = pa.BufferReader(pa.py_buffer(block))  # no copy, even of a memory-mapped file
-    return pj.read_json(source, read_options=_READ_OPTIONS, parse_options=options)
 
 
 def _parse_lines(block: bytes, name: str, first_line: int) -> RawBatch:
@@ -213,25 +187,9 @@ def _parse_lines(block: bytes, name: str, first_line: int) -> RawBatch:
             continue
         rows.append(doc)
         kept.append((first_line + offset, line))
-    columns = {f: pa.array([_text(r.get(f)) for r in rows], pa.string()) for f in SOURCE_FIELDS}
     return RawBatch(
-        table=pa.table(columns)
-        if rows
-        else pa.table({f: pa.array([], pa.string()) for f in SOURCE_FIELDS}),
+        table=text_table(rows),
         raw_record=lambda i: kept[i][1].decode("utf-8", "replace"),
         origin=lambda i: f"{name}:{kept[i][0]}",
         unparsable=unparsable,
     )
-
-
-def _text(value: object) -> str | None:
-    """Everything as text; the normalizer types and validates it in one vectorized place."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value) if isinstance(value, float) else str(value)
-    return orjson.dumps(value).decode()

@@ -34,22 +34,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.json as pj
 
 from l7analytics.adapters.elasticsearch.connection import lacks_read, translate_errors
 from l7analytics.errors import ConfigError, SourceError, SourceTimeout
 from l7analytics.ports import RawBatch
 from l7analytics.prefetch import interleave
-from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
+from l7analytics.rawjson import documents_table
 from l7analytics.windows import Window, iso
-
-_READ_OPTIONS = pj.ReadOptions(use_threads=True, block_size=1 << 20)
-_RAW_SCHEMA = pa.schema(
-    [pa.field(f, pa.int64()) for f in (*TIME_FIELDS, *INT_FIELDS)]
-    + [pa.field(f, pa.string()) for f in STRING_FIELDS]
-)
-_PARSE_OPTIONS = pj.ParseOptions(explicit_schema=_RAW_SCHEMA, unexpected_field_behavior="ignore")
 
 
 @dataclass(frozen=True)
@@ -350,7 +341,7 @@ class EsL7Source:
         if self.method_used == "pit":
             progress.read += len(hits)
             return RawBatch(
-                table=_table([h.get("_source") or {} for h in hits]),
+                table=documents_table([h.get("_source") or {} for h in hits]),
                 raw_record=lambda i: orjson.dumps(hits[i].get("_source")).decode(),
                 origin=lambda i: f"{hits[i].get('_index')}/{hits[i].get('_id')}",
             )
@@ -372,7 +363,7 @@ class EsL7Source:
         if not sources:
             return None
         progress.read += len(sources)
-        table = _table([s for _, s in sources])
+        table = documents_table([s for _, s in sources])
         keys = [k for k, _ in sources]
         return RawBatch(
             table=table,
@@ -415,35 +406,3 @@ def _slice_length(window: Window, slices: int) -> timedelta:
     return timedelta(
         seconds=seconds if window.duration.total_seconds() % slices == 0 else seconds + 1
     )
-
-
-def _table(sources: list[dict]) -> pa.Table:
-    """Hits' ``_source`` as an Arrow table in the raw types.
-
-    Re-encoding the decoded documents as NDJSON and parsing that with Arrow's multithreaded
-    reader is faster than building the table from Python dicts; documents with odd types make
-    the block fall back to text columns so the normalizer validates (and quarantines) them in
-    one place.
-    """
-    block = b"\n".join(orjson.dumps(s) for s in sources)
-    try:
-        return pj.read_json(
-            pa.BufferReader(block), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS
-        )
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pa.table(
-            {
-                name: pa.array([_text(s.get(name)) for s in sources], pa.string())
-                for name in SOURCE_FIELDS
-            }
-        )
-
-
-def _text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return orjson.dumps(value).decode()
