@@ -11,6 +11,7 @@ and process lists::
     L7_ES_CA_CERTS        path to the CA bundle (Calico: the tigera-secure-es-http-certs CA)
     L7_ES_VERIFY_CERTS    true (default) / false
     L7_ES_REQUEST_TIMEOUT seconds (default 60)
+    L7_ES_MAX_RETRIES     retries after a failed attempt (default 3; see RetryPolicy)
 
 Secrets are :class:`pydantic.SecretStr`: printing the settings, a traceback or a log line
 shows ``**********``.
@@ -26,7 +27,8 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -50,7 +52,7 @@ class EsSettings(BaseModel):
     ca_certs: str | None = None
     verify_certs: bool = True
     request_timeout: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=2, ge=0)
+    max_retries: int = Field(default=3, ge=0)
 
     @field_validator("hosts", mode="before")
     @classmethod
@@ -122,6 +124,10 @@ class EsSettings(BaseModel):
             ) from None
 
     @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.max_retries + 1)
+
+    @property
     def display_host(self) -> str:
         """The first host without any userinfo, for messages."""
         host = self.hosts[0]
@@ -137,9 +143,7 @@ def connect(settings: EsSettings):  # -> elasticsearch.Elasticsearch
     kwargs: dict[str, Any] = {
         "hosts": settings.hosts,
         "request_timeout": settings.request_timeout,
-        "max_retries": settings.max_retries,
-        "retry_on_timeout": True,
-        "retry_on_status": (429, 502, 503, 504),
+        "max_retries": 0,  # RetryPolicy is the one retry layer (with backoff; the client has none)
         "serializer": OrjsonSerializer(),
     }
     if any(host.startswith("https://") for host in settings.hosts):
@@ -156,6 +160,56 @@ def connect(settings: EsSettings):  # -> elasticsearch.Elasticsearch
         password = settings.password.get_secret_value() if settings.password else ""
         kwargs["basic_auth"] = (settings.username, password)
     return Elasticsearch(**kwargs)
+
+
+#: Answers worth another try: the server is overloaded or a node is restarting.
+RETRYABLE_STATUS = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The one retry layer between the job and Elasticsearch.
+
+    The client never retries (``max_retries=0``): it would retry at once, without backoff, and
+    its tries would multiply with ours. Every request the source and the sinks send, and every
+    bulk item refused with 429 or 5xx, gets ``attempts`` tries in all, with a backoff of
+    ``first_delay`` doubling up to ``max_delay``. The default budget, 4 tries, waits
+    0.5 + 1 + 2 = 3.5 s before giving up; ``L7_ES_MAX_RETRIES`` sets the retries.
+    """
+
+    attempts: int = 4
+    first_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delays(self) -> Iterator[float]:
+        """The waits between the tries (one fewer than the tries)."""
+        delay = self.first_delay
+        for _ in range(self.attempts - 1):
+            yield delay
+            delay = min(delay * 2, self.max_delay)
+
+    def call(self, request: Callable[[], Any], sleep: Callable[[float], None]) -> Any:
+        """``request()``, tried again after 429, 5xx, timeouts and dropped connections."""
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elasticsearch import ApiError
+
+        for delay in [*self.delays(), None]:
+            try:
+                return request()
+            except ApiError as exc:
+                if exc.meta.status not in RETRYABLE_STATUS or delay is None:
+                    raise
+            except TransportConnectionError as exc:
+                if delay is None or _is_tls(exc):
+                    raise
+            sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def _is_tls(exc: BaseException) -> bool:
+    from elastic_transport import TlsError
+
+    return isinstance(exc, TlsError)
 
 
 def warn_unverified(host: str) -> None:

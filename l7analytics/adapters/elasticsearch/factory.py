@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from l7analytics.adapters.elasticsearch.connection import EsSettings, connect
+from l7analytics.adapters.elasticsearch.connection import EsSettings, RetryPolicy, connect
 from l7analytics.adapters.elasticsearch.sinks import CalicoEventsSink, EsAlertSink
 from l7analytics.adapters.elasticsearch.source import EsL7Source, EsReadOptions, index_for
 from l7analytics.config import Settings
@@ -21,6 +21,11 @@ def es_client(settings: Settings, environ: Mapping[str, str] | None = None) -> t
     return connect(connection), connection.display_host
 
 
+def retry_policy(settings: Settings, environ: Mapping[str, str] | None = None) -> RetryPolicy:
+    """The one retry budget of every Elasticsearch request (``L7_ES_MAX_RETRIES``)."""
+    return es_settings(settings, environ).retry
+
+
 def es_source(settings: Settings, client: Any, host: str, *, wait: bool = True) -> EsL7Source:
     config = settings.elasticsearch.source
     index, cluster_filter = index_for(config.index, config.cluster, config.single_index)
@@ -34,13 +39,19 @@ def es_source(settings: Settings, client: Any, host: str, *, wait: bool = True) 
         method=config.method,
         verify_count=config.verify_count,
         wait_for_data=wait,
+        retry=retry_policy(settings),
     )
     return EsL7Source(client, options, host)
 
 
 def es_sinks(settings: Settings, client: Any, host: str) -> list[Any]:
     config = settings.elasticsearch.alerts
-    sinks: list[Any] = [EsAlertSink(client, config.index, host, cluster=config.cluster)]
+    retry = retry_policy(settings)
+    sinks: list[Any] = [
+        EsAlertSink(client, config.index, host, cluster=config.cluster, retry=retry)
+    ]
     if config.calico_events:
-        sinks.append(CalicoEventsSink(client, config.cluster, config.calico_events_index, host))
+        sinks.append(
+            CalicoEventsSink(client, config.cluster, config.calico_events_index, host, retry=retry)
+        )
     return sinks

@@ -14,7 +14,11 @@ from typing import Any
 
 import orjson
 
-from l7analytics.adapters.elasticsearch.connection import privilege_message, translate_errors
+from l7analytics.adapters.elasticsearch.connection import (
+    RetryPolicy,
+    privilege_message,
+    translate_errors,
+)
 from l7analytics.adapters.elasticsearch.templates import calico_l7_template
 from l7analytics.errors import ConfigError, InputError, SinkError
 
@@ -33,7 +37,11 @@ def _documents(paths: Sequence[Path]) -> Iterator[dict[str, Any]]:
 
 
 def load_documents(
-    client: Any, paths: Sequence[str | Path], host: str, cluster: str = "cluster"
+    client: Any,
+    paths: Sequence[str | Path],
+    host: str,
+    cluster: str = "cluster",
+    retry: RetryPolicy | None = None,
 ) -> tuple[str, int]:
     """Bulk-index the documents; returns the index name and how many were indexed."""
     from elasticsearch import helpers
@@ -50,7 +58,16 @@ def load_documents(
         )
         count = 0
         actions = ({"_index": index, "_source": doc} for doc in _documents(paths))
-        stream = helpers.streaming_bulk(client, actions, chunk_size=5000, raise_on_error=False)
+        retry = retry or RetryPolicy()
+        stream = helpers.streaming_bulk(  # its 429 retries are the RetryPolicy's budget
+            client,
+            actions,
+            chunk_size=5000,
+            raise_on_error=False,
+            max_retries=retry.attempts - 1,
+            initial_backoff=retry.first_delay,
+            max_backoff=retry.max_delay,
+        )
         for ok, item in stream:
             if not ok:
                 raise _item_error(host, index, item)

@@ -29,14 +29,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from l7analytics.adapters.elasticsearch.connection import privilege_message, translate_errors
+from l7analytics.adapters.elasticsearch.connection import (
+    RETRYABLE_STATUS,
+    RetryPolicy,
+    privilege_message,
+    translate_errors,
+)
 from l7analytics.adapters.elasticsearch.templates import alerts_template
 from l7analytics.alerts import EVENT_FIELDS, Alert, merge_stored
 from l7analytics.errors import ConfigError, SinkError
 
 log = logging.getLogger(__name__)
-
-RETRYABLE = (429, 500, 502, 503, 504)
 
 
 class _BulkWriter:
@@ -47,56 +50,34 @@ class _BulkWriter:
         client: Any,
         index: str,
         host: str,
-        max_attempts: int = 5,
+        retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.index = index
         self.host = host
-        self.max_attempts = max_attempts
+        self.retry = retry or RetryPolicy()
         self.sleep = sleep
 
     def _bulk(self, actions: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, int]:
-        """Send ``(action, source)`` pairs; returns counts by outcome. Raises on failures."""
+        """Send ``(action, source)`` pairs; returns counts by outcome. Raises on failures.
+
+        Items refused with 429 or 5xx are sent again, alone, on the request's retry budget
+        (:class:`RetryPolicy`): the client cannot see them, the bulk answer is a 200."""
         outcome = {"created": 0, "updated": 0, "noop": 0, "exists": 0}
         pending = actions
-        delay = 0.5
         failures: list[str] = []
-        for attempt in range(1, self.max_attempts + 1):
+        for delay in [*self.retry.delays(), None]:
+            operations = [part for action, source in pending for part in (action, source)]
+            with translate_errors(self.host, f"writing alerts to {self.index}", sink=True):
+                response = self.retry.call(
+                    lambda ops=operations: self.client.bulk(operations=ops, refresh="wait_for"),
+                    self.sleep,
+                )
+            pending, failures = self._sort_items(pending, response["items"], outcome, delay)
             if not pending:
                 break
-            operations: list[dict[str, Any]] = []
-            for action, source in pending:
-                operations += [action, source]
-            with translate_errors(self.host, f"writing alerts to {self.index}", sink=True):
-                response = self.client.bulk(operations=operations, refresh="wait_for")
-            retry, failures = [], []
-            for (action, source), item in zip(pending, response["items"], strict=True):
-                ((op, result),) = item.items()
-                status = result.get("status", 500)
-                if status < 300:
-                    outcome[
-                        "noop"
-                        if result.get("result") == "noop"
-                        else "updated"
-                        if op == "update"
-                        else "created"
-                    ] += 1
-                elif op == "create" and status == 409:
-                    outcome["exists"] += 1
-                elif status in RETRYABLE and attempt < self.max_attempts:
-                    retry.append((action, source))
-                elif status == 403 and result.get("error", {}).get("type") == "security_exception":
-                    raise self._item_refused(result["error"], f"writing alerts to {self.index}")
-                else:
-                    error = result.get("error", {})
-                    failures.append(
-                        f"{result.get('_id')}: {status} {error.get('type')}: {error.get('reason')}"
-                    )
-            pending = retry
-            if pending:
-                self.sleep(delay)
-                delay = min(delay * 2, 30)
+            self.sleep(delay)
         if failures:
             shown = "; ".join(failures[:3]) + (
                 f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
@@ -105,6 +86,34 @@ class _BulkWriter:
                 f"{self.host}: {len(failures)} alert(s) not written to {self.index}: {shown}"
             )
         return outcome
+
+    def _sort_items(
+        self,
+        sent: list[tuple[dict[str, Any], dict[str, Any]]],
+        items: list[dict[str, Any]],
+        outcome: dict[str, int],
+        delay: float | None,
+    ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[str]]:
+        """Count what was written; return what to send again and what failed for good."""
+        again, failures = [], []
+        for pair, item in zip(sent, items, strict=True):
+            ((op, result),) = item.items()
+            status = result.get("status", 500)
+            error = result.get("error") or {}
+            if status < 300:
+                done = "noop" if result.get("result") == "noop" else None
+                outcome[done or ("updated" if op == "update" else "created")] += 1
+            elif op == "create" and status == 409:
+                outcome["exists"] += 1
+            elif status in RETRYABLE_STATUS and delay is not None:
+                again.append(pair)
+            elif status == 403 and error.get("type") == "security_exception":
+                raise self._item_refused(error, f"writing alerts to {self.index}")
+            else:
+                failures.append(
+                    f"{result.get('_id')}: {status} {error.get('type')}: {error.get('reason')}"
+                )
+        return again, failures
 
     def _item_refused(self, error: Any, what: str) -> Exception:
         """One line for an item the server refused (a 403 names the missing privilege)."""
