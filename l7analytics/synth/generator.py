@@ -85,8 +85,8 @@ class WindowDocs:
     ``explicit`` as ``nb + j``); ``host``/``count`` cover every row, kept or dropped.
     """
 
-    st: int
-    et: int
+    start_time: int
+    end_time: int
     cols: dict[str, Any]
     names: list[str]
     explicit: list[dict[str, Any]]
@@ -317,20 +317,22 @@ class Synth:
     ) -> tuple[dict[str, np.ndarray], list[str]]:
         """Per-request draws for id-carrying flows, aggregated into unique keys."""
         n = rng.poisson(lam[self.s_flow])
-        sf = np.repeat(np.arange(len(n)), n)
-        r = len(sf)
+        flows = np.repeat(np.arange(len(n)), n)
+        r = len(flows)
         size, base, sign, skew = self._pools(k)
         u = rng.random((4, r))
-        idx = base[sf] + sign[sf] * np.floor(size[sf] * u[0] ** skew[sf]).astype(np.int64)
-        code_local = (u[1][:, None] > self.s_cum[sf]).sum(axis=1)
-        code = self.s_codes[sf, np.minimum(code_local, self.s_codes.shape[1] - 1)]
-        host = self.s_hosts[sf, (u[2] * self.s_nhosts[sf]).astype(np.int64)]
-        with_ua = u[3] < HEADER_INFO_SHARE
-        pick = (u[3] / HEADER_INFO_SHARE * self.s_nagents[sf]).astype(np.int64)
-        agent = np.where(
-            with_ua, self.s_agents[sf, np.minimum(pick, self.s_agents.shape[1] - 1)], 0
+        idx = base[flows] + sign[flows] * np.floor(size[flows] * u[0] ** skew[flows]).astype(
+            np.int64
         )
-        key = (((idx << 6 | sf) << 5 | code) << 8 | host) << 6 | agent
+        code_local = (u[1][:, None] > self.s_cum[flows]).sum(axis=1)
+        code = self.s_codes[flows, np.minimum(code_local, self.s_codes.shape[1] - 1)]
+        host = self.s_hosts[flows, (u[2] * self.s_nhosts[flows]).astype(np.int64)]
+        with_ua = u[3] < HEADER_INFO_SHARE
+        pick = (u[3] / HEADER_INFO_SHARE * self.s_nagents[flows]).astype(np.int64)
+        agent = np.where(
+            with_ua, self.s_agents[flows, np.minimum(pick, self.s_agents.shape[1] - 1)], 0
+        )
+        key = (((idx << 6 | flows) << 5 | code) << 8 | host) << 6 | agent
         uniq, counts = np.unique(key, return_counts=True)
         agent, host = uniq & 63, (uniq >> 6) & 255
         code, sf_u, idx_u = (uniq >> 14) & 31, (uniq >> 19) & 63, uniq >> 25
@@ -354,13 +356,13 @@ class Synth:
         skew = np.array([POOLS[KINDS[i]][1] for i in self.s_kind])
         return np.maximum(size, 1), base, sign, skew
 
-    def _format_urls(self, sf: np.ndarray, idx: np.ndarray) -> list[str]:
-        out = [""] * len(sf)
-        kinds = self.s_kind[sf]
+    def _format_urls(self, flows: np.ndarray, idx: np.ndarray) -> list[str]:
+        out = [""] * len(flows)
+        kinds = self.s_kind[flows]
         for kind_i in np.unique(kinds).tolist():
             pos = np.flatnonzero(kinds == kind_i)
             ids = format_ids(KINDS[kind_i], idx[pos], self.seed, self.plan.catalog)
-            for p, j, ident in zip(pos.tolist(), sf[pos].tolist(), ids, strict=True):
+            for p, j, ident in zip(pos.tolist(), flows[pos].tolist(), ids, strict=True):
                 out[p] = (self.s_prefix[j] + ident + self.s_suffix[j])[:URL_CHAR_LIMIT]
         return out
 
@@ -387,12 +389,12 @@ class Synth:
         rng = np.random.default_rng([self.seed, 2, k])
         cols = self._baseline(k, rng)
         explicit = self.plan.explicit.get(k, [])
-        nb = len(cols["count"])
+        n_baseline = len(cols["count"])
         host = np.concatenate([cols["host"], [e["_host"] for e in explicit]]).astype(np.int64)
         count = np.concatenate([cols["count"], [e["count"] for e in explicit]]).astype(np.int64)
         arrival = 1.0 - rng.random(len(host)) ** (1.0 / count)  # first request of the key
         if explicit:
-            arrival[nb:][np.array([e["_protected"] for e in explicit])] = -1.0
+            arrival[n_baseline:][np.array([e["_protected"] for e in explicit])] = -1.0
         order = np.lexsort((arrival, host))
         start_of = np.searchsorted(host[order], host[order], side="left")
         keep = np.arange(len(order)) - start_of < self.per_node_limit
@@ -403,10 +405,10 @@ class Synth:
         names, alt = self._names(k)
         cols["src_n"] = self._name_index(self.flow_src[cols["flow"]], alt, rng)
         cols["dst_n"] = self._name_index(self.flow_dst[cols["flow"]], alt, rng)
-        et = self.start + (k + 1) * WINDOW
+        end_time = self.start + (k + 1) * WINDOW
         return WindowDocs(
-            et - WINDOW,
-            et,
+            end_time - WINDOW,
+            end_time,
             cols,
             names,
             explicit,
@@ -415,7 +417,7 @@ class Synth:
             count,
             v324[keep],
             dropped,
-            self._generated_times(et, rng),
+            self._generated_times(end_time, rng),
         )
 
     def window(self, k: int) -> list[dict[str, Any]]:
@@ -443,10 +445,16 @@ class Synth:
             idx[sel] = a
         return idx
 
-    def _emit(self, wd: WindowDocs) -> list[dict[str, Any]]:
+    def _emit(self, window: WindowDocs) -> list[dict[str, Any]]:
         """Build the dicts, node by node, each node's ``unlogged`` record last."""
-        st, et, cols, names, explicit = wd.st, wd.et, wd.cols, wd.names, wd.explicit
-        nb = len(cols["count"])
+        start_time, end_time, cols, names, explicit = (
+            window.start_time,
+            window.end_time,
+            window.cols,
+            window.names,
+            window.explicit,
+        )
+        n_baseline = len(cols["count"])
         fl, code, agent, count, src_n, dst_n = (
             cols[c].tolist() for c in ("flow", "code", "agent", "count", "src_n", "dst_n")
         )
@@ -460,22 +468,22 @@ class Synth:
             self.statics,
         )
         out: list[dict[str, Any]] = []
-        hosts_all = wd.host.tolist()
+        hosts_all = window.host.tolist()
         last_host = -1
-        for pos, i in enumerate(wd.order.tolist()):
+        for pos, i in enumerate(window.order.tolist()):
             h = hosts_all[i]
             if h != last_host:
-                if last_host >= 0 and wd.dropped[last_host]:
-                    out.append(self._unlogged(wd, last_host))
-                last_host, hostname, gt = h, self.app.hosts[h], wd.gen[h]
-            if i < nb:
+                if last_host >= 0 and window.dropped[last_host]:
+                    out.append(self._unlogged(window, last_host))
+                last_host, hostname, gt = h, self.app.hosts[h], window.gen[h]
+            if i < n_baseline:
                 sns, stype, dns, dtype, dport, svc, svcns, spn, sport, method, proto = statics[
                     fl[i]
                 ]
                 a = agent[i]
                 doc = {
-                    "start_time": st,
-                    "end_time": et,
+                    "start_time": start_time,
+                    "end_time": end_time,
                     "duration_mean": dmean[i],
                     "duration_max": dmax[i],
                     "latency": lat[i],
@@ -503,58 +511,62 @@ class Synth:
                     "cluster": "cluster",
                     "generated_time": gt,
                 }
-                if wd.v324[pos]:
+                if window.v324[pos]:
                     doc.update(V324_FIELDS)
             else:
-                doc = self._explicit_doc(wd, explicit[i - nb], bool(wd.v324[pos]))
+                doc = self._explicit_doc(window, explicit[i - n_baseline], bool(window.v324[pos]))
             out.append(doc)
-        if last_host >= 0 and wd.dropped[last_host]:
-            out.append(self._unlogged(wd, last_host))
+        if last_host >= 0 and window.dropped[last_host]:
+            out.append(self._unlogged(window, last_host))
         return out
 
-    def _generated_times(self, et: int, rng: np.random.Generator) -> list[str]:
+    def _generated_times(self, end_time: int, rng: np.random.Generator) -> list[str]:
         """Linseed's ingest time per node: the flush, fluentd and bulk delays (5-90 s)."""
         delays = rng.uniform(5.0, 90.0, len(self.app.hosts))
-        base = datetime.fromtimestamp(et, UTC)
+        base = datetime.fromtimestamp(end_time, UTC)
         return [
             (base + timedelta(seconds=float(d))).strftime("%Y-%m-%dT%H:%M:%S.%fZ") for d in delays
         ]
 
-    def _explicit_doc(self, wd: WindowDocs, e: dict[str, Any], v324: bool) -> dict[str, Any]:
+    def _explicit_doc(self, window: WindowDocs, e: dict[str, Any], v324: bool) -> dict[str, Any]:
         doc = {key: v for key, v in e.items() if key[0] != "_"}
         doc.update(
-            start_time=wd.st,
-            end_time=wd.et,
+            start_time=window.start_time,
+            end_time=window.end_time,
             host=self.app.hosts[e["_host"]],
-            generated_time=wd.gen[e["_host"]],
+            generated_time=window.gen[e["_host"]],
         )
         if v324:
             doc.update(V324_FIELDS)
         return doc
 
-    def extra_docs(self, wd: WindowDocs) -> list[dict[str, Any]]:
+    def extra_docs(self, window: WindowDocs) -> list[dict[str, Any]]:
         """Kept explicit documents (by index), then the ``unlogged`` records (by node)."""
-        nb = len(wd.cols["count"])
-        flags = {int(i) - nb: bool(f) for i, f in zip(wd.order, wd.v324, strict=True) if i >= nb}
+        n_baseline = len(window.cols["count"])
+        flags = {
+            int(i) - n_baseline: bool(f)
+            for i, f in zip(window.order, window.v324, strict=True)
+            if i >= n_baseline
+        }
         docs = [
-            self._explicit_doc(wd, e, flags.get(j, False)) if j in flags else {}
-            for j, e in enumerate(wd.explicit)
+            self._explicit_doc(window, e, flags.get(j, False)) if j in flags else {}
+            for j, e in enumerate(window.explicit)
         ]
-        h = wd.host[wd.order]
+        h = window.host[window.order]
         seen = list(dict.fromkeys(h.tolist()))
-        return docs + [self._unlogged(wd, x) for x in seen if wd.dropped[x]]
+        return docs + [self._unlogged(window, x) for x in seen if window.dropped[x]]
 
-    def _unlogged(self, wd: WindowDocs, host: int) -> dict[str, Any]:
+    def _unlogged(self, window: WindowDocs, host: int) -> dict[str, Any]:
         """Felix's overflow record: zero values except times, count, type and the node."""
         doc = blank_doc()
         doc.update(
-            start_time=wd.st,
-            end_time=wd.et,
-            count=int(wd.dropped[host]),
+            start_time=window.start_time,
+            end_time=window.end_time,
+            count=int(window.dropped[host]),
             type="unlogged",
             host=self.app.hosts[host],
             cluster="cluster",
-            generated_time=wd.gen[host],
+            generated_time=window.gen[host],
         )
         return doc
 
@@ -661,13 +673,13 @@ def write_dataset(
     frag = FlowFragments(synth)
     with _open(out, gz) as fh:
         for k in range(synth.n_windows):
-            wd = synth.prepare(k)
-            fh.write(render(synth, wd, frag))
-            summary.documents += wd.documents
-            summary.requests += wd.requests
-            summary.unlogged_documents += int(np.count_nonzero(wd.dropped))
-            summary.unlogged_requests += int(wd.dropped.sum())
+            window = synth.prepare(k)
+            fh.write(render(synth, window, frag))
+            summary.documents += window.documents
+            summary.requests += window.requests
+            summary.unlogged_documents += int(np.count_nonzero(window.dropped))
+            summary.unlogged_requests += int(window.dropped.sum())
             if progress:
-                progress(wd.documents)
+                progress(window.documents)
     summary.labels_path.write_bytes(orjson.dumps(labels, option=orjson.OPT_INDENT_2) + b"\n")
     return summary

@@ -103,28 +103,28 @@ _KEYS = {
 }
 
 
-def _baseline_lines(s: Synth, wd: WindowDocs, frag: FlowFragments) -> pa.Array:
+def _baseline_lines(s: Synth, window: WindowDocs, frag: FlowFragments) -> pa.Array:
     """One JSON line per baseline row (kept or not), in row order."""
-    c = wd.cols
-    nb = len(c["count"])
+    c = window.cols
+    n_baseline = len(c["count"])
     o = frag.offset
     names_at = len(frag.static)
-    hosts_at = names_at + len(wd.names)
+    hosts_at = names_at + len(window.names)
     vocab = pa.concat_arrays(
         [
             frag.static_array,
             pa.array(
-                [_json(n) for n in wd.names]
+                [_json(n) for n in window.names]
                 + [
                     _json(h) + ',"cluster":"cluster","generated_time":' + _json(g)
-                    for h, g in zip(s.app.hosts, wd.gen, strict=True)
+                    for h, g in zip(s.app.hosts, window.gen, strict=True)
                 ]
             ),
         ]
     )
-    v324 = np.zeros(nb, dtype=np.int64)
-    base_pos = wd.order < nb
-    v324[wd.order[base_pos]] = wd.v324[base_pos]
+    v324 = np.zeros(n_baseline, dtype=np.int64)
+    base_pos = window.order < n_baseline
+    v324[window.order[base_pos]] = window.v324[base_pos]
     type_idx = np.where(c["agent"] == 0, 0, c["flow"] + 1)
     idx = np.concatenate(
         [
@@ -141,9 +141,11 @@ def _baseline_lines(s: Synth, wd: WindowDocs, frag: FlowFragments) -> pa.Array:
     )
     strs = vocab.take(pa.array(idx, pa.int64()))
     nums = pc.cast(pa.array(np.concatenate([c[k] for k in INT_COLUMNS]), pa.int64()), pa.string())
-    num = [nums.slice(i * nb, nb) for i in range(len(INT_COLUMNS))]
-    src, f1, dst, f2, agent, code, typ, host, extra = (strs.slice(i * nb, nb) for i in range(9))
-    head = [pa.scalar(f'{{"start_time":{wd.st},"end_time":{wd.et}')]
+    num = [nums.slice(i * n_baseline, n_baseline) for i in range(len(INT_COLUMNS))]
+    src, f1, dst, f2, agent, code, typ, host, extra = (
+        strs.slice(i * n_baseline, n_baseline) for i in range(9)
+    )
+    head = [pa.scalar(f'{{"start_time":{window.start_time},"end_time":{window.end_time}')]
     for key, col in zip(_INT_KEYS, num, strict=True):
         head += [key, col]
     k = _KEYS
@@ -169,21 +171,21 @@ def _baseline_lines(s: Synth, wd: WindowDocs, frag: FlowFragments) -> pa.Array:
     return pc.binary_join_element_wise(*pieces, "")
 
 
-def render(s: Synth, wd: WindowDocs, frag: FlowFragments) -> memoryview:
+def render(s: Synth, window: WindowDocs, frag: FlowFragments) -> memoryview:
     """The window's NDJSON bytes, in the same order as :meth:`Synth.window`."""
-    nb = len(wd.cols["count"])
-    dicts = s.extra_docs(wd)  # explicit docs (dropped ones empty), then unlogged ones
+    n_baseline = len(window.cols["count"])
+    dicts = s.extra_docs(window)  # explicit docs (dropped ones empty), then unlogged ones
     lines = pa.concat_arrays(
         [
-            _baseline_lines(s, wd, frag),
+            _baseline_lines(s, window, frag),
             pa.array([orjson.dumps(d).decode() + "\n" for d in dicts], pa.string()),
         ]
     )
-    h = wd.host[wd.order]
+    h = window.host[window.order]
     ends = np.flatnonzero(np.r_[h[1:] != h[:-1], True]) if len(h) else np.zeros(0, np.int64)
-    over = ends[wd.dropped[h[ends]] > 0]
-    unlogged_idx = nb + len(wd.explicit) + np.arange(len(over))
-    perm = np.insert(wd.order, over + 1, unlogged_idx)
+    over = ends[window.dropped[h[ends]] > 0]
+    unlogged_idx = n_baseline + len(window.explicit) + np.arange(len(over))
+    perm = np.insert(window.order, over + 1, unlogged_idx)
     out = lines.take(pa.array(perm, pa.int64()))
     offsets = np.frombuffer(out.buffers()[1], dtype=np.int32)
     lo, hi = int(offsets[out.offset]), int(offsets[out.offset + len(out)])
