@@ -59,6 +59,60 @@ def severity_band(severity: int) -> str:
     return "low"
 
 
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a detector measured, in the keys every detector's ``record`` shares.
+
+    The alerts index template maps them, the Kibana views and the evaluation read them, so they
+    are typed once here; what is particular to one detector goes in ``details``.
+    ``score`` is the detector's own number and ``score_meaning`` says its direction and the
+    threshold it fires at; ``observed`` and ``thresholds`` are what was compared.
+    """
+
+    detector_version: str
+    run_mode: str
+    caller: str | None
+    dest: str | None
+    paths: list[str]
+    path_details: list[dict[str, Any]]
+    observed: dict[str, Any]
+    thresholds: dict[str, Any]
+    score: float | None
+    score_meaning: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        shared = {name: getattr(self, name) for name in FINDING_FIELDS}
+        return {**shared, **self.details}
+
+
+#: The ``record`` keys every alert has (besides the window keys :meth:`Alert.create` adds).
+FINDING_FIELDS: tuple[str, ...] = (
+    "detector_version",
+    "run_mode",
+    "caller",
+    "dest",
+    "paths",
+    "path_details",
+    "observed",
+    "thresholds",
+    "score",
+    "score_meaning",
+)
+#: The ``record`` keys :meth:`Alert.create` and :func:`suppress` write.
+WINDOW_FIELDS: tuple[str, ...] = (
+    "detector",
+    "entity",
+    "window_start",
+    "window_end",
+    "occurrences",
+    "occurrence_windows",
+    "first_window_start",
+    "last_window_end",
+    "suppression_period_start",
+)
+
+
 @dataclass(slots=True)
 class Alert:
     """One finding. Build it with :meth:`create`, which sets ``id`` and the window fields."""
@@ -91,7 +145,7 @@ class Alert:
         window_start: datetime,
         window_end: datetime,
         severity: float,
-        record: dict[str, Any],
+        finding: Finding,
         **fields: Any,
     ) -> Alert:
         """An alert for ``entity`` seen by ``detector`` in ``[window_start, window_end)``."""
@@ -102,7 +156,7 @@ class Alert:
             "window_end": iso(window_end),
             "occurrences": 1,
             "occurrence_windows": [iso(window_start)],
-            **record,
+            **finding.to_record(),
         }
         return cls(
             id=alert_id(detector, entity, window_start),

@@ -10,7 +10,10 @@ import pytest
 from l7analytics.alerts import (
     ALERT_TYPE,
     EVENT_FIELDS,
+    FINDING_FIELDS,
+    WINDOW_FIELDS,
     Alert,
+    Finding,
     alert_id,
     severity_band,
     suppress,
@@ -29,6 +32,23 @@ CALICO_EVENT_FIELDS = {
 }  # fmt: skip
 
 
+def finding(**details) -> Finding:
+    """A finding with only ``details`` set (the shared keys empty)."""
+    return Finding(
+        detector_version="1",
+        run_mode="scheduled",
+        caller=None,
+        dest=None,
+        paths=[],
+        path_details=[],
+        observed={},
+        thresholds={},
+        score=None,
+        score_meaning="",
+        details=details,
+    )
+
+
 def make(hour=0, severity=60, entity="shop/frontend", detector="l7.url_scan", **record):
     start = T + hour * HOUR
     return Alert.create(
@@ -37,7 +57,7 @@ def make(hour=0, severity=60, entity="shop/frontend", detector="l7.url_scan", **
         window_start=start,
         window_end=start + HOUR,
         severity=severity,
-        record={"hour": hour, **record},
+        finding=finding(hour=hour, **record),
         name="URL scan",
         description=f"{entity} did something at {hour}",
         source_namespace="shop",
@@ -218,3 +238,22 @@ def test_no_suppression_keeps_every_alert_sorted(period):
     result = suppress(alerts, period)
     assert [a.record["hour"] for a in result] == [0, 1, 2]
     assert [a.id for a in result] == [make(h).id for h in (0, 1, 2)]
+
+
+def test_the_index_template_maps_every_shared_record_key():
+    from l7analytics.adapters.elasticsearch.templates import (
+        ALERT_MAPPING,
+        STORED_ONLY_RECORD_FIELDS,
+    )
+
+    mapped = set(ALERT_MAPPING["properties"]["record"]["properties"])
+    shared = set(FINDING_FIELDS) | set(WINDOW_FIELDS)
+    assert shared - STORED_ONLY_RECORD_FIELDS <= mapped
+    assert shared >= STORED_ONLY_RECORD_FIELDS  # nothing listed there by mistake
+
+
+def test_every_detector_writes_the_shared_keys():
+    alert = make()
+    assert set(FINDING_FIELDS) | {"detector", "entity", "window_start", "window_end"} <= set(
+        alert.record
+    )

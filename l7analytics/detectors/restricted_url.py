@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.alerts import Alert
+from l7analytics.alerts import Alert, Finding
 from l7analytics.arrowutil import map_unique
 from l7analytics.config import RestrictedRule, RestrictedUrlConfig
 from l7analytics.detectors.base import (
@@ -225,6 +225,7 @@ class RestrictedUrlDetector(Detector):
             .sort_values(["requests", "url_path"], ascending=[False, True], kind="stable")
         )
         boost = self.config.success_severity_boost if succeeded else 0
+        severity = access_severity(rule.severity, boost)
         examples = ", ".join(paths["url_path"].head(3))
         outcome = f"{succeeded} answered 2xx" if succeeded else "none answered 2xx"
         dest_text = dest if isinstance(dest, str) else "an unknown destination"
@@ -241,7 +242,7 @@ class RestrictedUrlDetector(Detector):
             entity=f"{text_or_none(caller) or '-'}|{text_or_none(dest) or '-'}|{rule_id}",
             window_start=start,
             window_end=start + context.bucket,
-            severity=rule.severity + boost,
+            severity=severity,
             name=f"Restricted URL access: {rule.id}",
             description=description,
             host=text_or_none(first["host"]),
@@ -257,15 +258,13 @@ class RestrictedUrlDetector(Detector):
             ),
             mitre_ids=list(rule.mitre_ids),
             mitigations=list(rule.mitigations),
-            record={
-                "detector_version": self.version,
-                "run_mode": context.run_mode,
-                "caller": text_or_none(caller),
-                "dest": text_or_none(dest),
-                "rule_id": rule.id,
-                "rule_description": rule.description,
-                "paths": list(paths["url_path"].head(20)),
-                "path_details": [
+            finding=Finding(
+                detector_version=self.version,
+                run_mode=context.run_mode,
+                caller=text_or_none(caller),
+                dest=text_or_none(dest),
+                paths=list(paths["url_path"].head(20)),
+                path_details=[
                     {
                         "path": r.url_path,
                         "normalized": r.normalized_path,
@@ -274,15 +273,28 @@ class RestrictedUrlDetector(Detector):
                     }
                     for r in paths.head(20).itertuples()
                 ],
-                "methods": sorted({m for m in group["method"].dropna()}),
-                "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
-                "observed": {
+                observed={
                     "requests": requests,
                     "succeeded_requests": succeeded,
                     "distinct_paths": len(paths),
                 },
-                "thresholds": {"rule_severity": rule.severity, "success_boost": boost},
-                "score": float(min(100, rule.severity + boost)),
-                "score_meaning": "rule severity plus the success boost; higher is worse",
-            },
+                thresholds={"rule_severity": rule.severity, "success_boost": boost},
+                score=float(min(100, severity)),
+                score_meaning="rule severity plus the success boost; higher is worse",
+                details={
+                    "rule_id": rule.id,
+                    "rule_description": rule.description,
+                    "methods": sorted({m for m in group["method"].dropna()}),
+                    "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
+                },
+            ),
         )
+
+
+def access_severity(rule_severity: int, success_boost: int) -> int:
+    """The rule's severity, raised when a restricted path answered 2xx (it was served).
+
+    >>> access_severity(70, 0), access_severity(70, 20)
+    (70, 90)
+    """
+    return rule_severity + success_boost

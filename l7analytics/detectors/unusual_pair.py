@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.ensemble import IsolationForest
 
-from l7analytics.alerts import Alert
+from l7analytics.alerts import Alert, Finding
 from l7analytics.config import UnusualPairConfig
 from l7analytics.detectors.base import (
     DetectionContext,
@@ -283,11 +283,13 @@ class UnusualPairDetector(Detector):
         routes = ex.routes(c.top_features)
         decision = None if group["decision"].isna().all() else float(group["decision"].min())
         deviation = None if group["deviation"].isna().all() else float(group["deviation"].max())
-        severity = float(c.new_destination_severity if new_dest else c.severity)
-        if decision is not None and decision < threshold:
-            severity += min(30.0, (threshold - decision) * 200)
-        if deviation is not None and deviation >= c.deviation_threshold:
-            severity += min(20.0, deviation)
+        severity = pair_severity(
+            c.new_destination_severity if new_dest else c.severity,
+            decision,
+            threshold,
+            deviation,
+            c.deviation_threshold,
+        )
         head = routes[0]
         if new_dest:
             reason = f"{caller} called {dest}, a destination it had not called in {c.history}"
@@ -332,37 +334,65 @@ class UnusualPairDetector(Detector):
                 "Check the caller's recent deployments and credentials",
                 "Restrict the caller with a NetworkPolicy to the services it needs",
             ],
-            record={
-                "detector_version": self.version,
-                "model_version": model.version if model is not None else None,
-                "run_mode": context.run_mode,
-                "caller": caller,
-                "dest": dest,
-                "new_destination": new_dest,
-                "paths": [r["path_template"] for r in routes],
-                "path_details": routes,
-                "observed": {"requests": int(group["requests"].sum()), "routes": len(group)},
-                "verdicts": [
-                    v
-                    for v, on in (
-                        ("first_seen_destination", new_dest),
-                        ("model", decision is not None and decision < threshold),
-                        ("deviation", deviation is not None and deviation >= c.deviation_threshold),
-                    )
-                    if on
-                ],
-                "deviation": deviation,
-                "thresholds": {
+            finding=Finding(
+                detector_version=self.version,
+                run_mode=context.run_mode,
+                caller=caller,
+                dest=dest,
+                paths=[r["path_template"] for r in routes],
+                path_details=routes,
+                observed={"requests": int(group["requests"].sum()), "routes": len(group)},
+                thresholds={
                     "score_threshold": threshold,
                     "min_support": c.min_support,
                     "deviation_threshold": c.deviation_threshold,
                     "history": c.history,
                 },
-                "score": decision,
-                "score_meaning": "IsolationForest decision_function of the most unusual route; "
+                score=decision,
+                score_meaning="IsolationForest decision_function of the most unusual route; "
                 "lower is more abnormal; fires below score_threshold",
-            },
+                details={
+                    "model_version": model.version if model is not None else None,
+                    "new_destination": new_dest,
+                    "verdicts": [
+                        v
+                        for v, on in (
+                            ("first_seen_destination", new_dest),
+                            ("model", decision is not None and decision < threshold),
+                            (
+                                "deviation",
+                                deviation is not None and deviation >= c.deviation_threshold,
+                            ),
+                        )
+                        if on
+                    ],
+                    "deviation": deviation,
+                },
+            ),
         )
+
+
+def pair_severity(
+    base: float,
+    decision: float | None,
+    threshold: float,
+    deviation: float | None,
+    deviation_threshold: float,
+) -> float:
+    """The base severity (higher for a new destination), up to 30 more the further the model
+    score falls below its threshold, and up to 20 more for a deviation past its threshold.
+
+    >>> pair_severity(50, None, 0.0, None, 6.0)
+    50.0
+    >>> pair_severity(50, -0.05, 0.0, 8.0, 6.0)
+    68.0
+    """
+    severity = float(base)
+    if decision is not None and decision < threshold:
+        severity += min(30.0, (threshold - decision) * 200)
+    if deviation is not None and deviation >= deviation_threshold:
+        severity += min(20.0, deviation)
+    return severity
 
 
 @dataclass

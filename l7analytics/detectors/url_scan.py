@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.alerts import Alert
+from l7analytics.alerts import Alert, Finding
 from l7analytics.arrowutil import map_unique
 from l7analytics.config import UrlScanConfig
 from l7analytics.detectors.base import (
@@ -159,9 +159,7 @@ class UrlScanDetector(Detector):
         dests = group.groupby("dest")["requests"].sum().sort_values(ascending=False, kind="stable")
         agents = sorted({a for a in group["scanner_agent"].dropna()})
         hosts = sorted({h for h in group["host"].dropna()})
-        severity = c.severity + min(20, m["error_only_templates"] / 25)
-        severity += 10 if m["destinations"] >= 3 else 0
-        severity += 10 if agents else 0
+        severity = scan_severity(c.severity, m["error_only_templates"], m["destinations"], agents)
         lost = _unlogged(context, start, start + context.bucket, hosts)
         description = (
             f"{caller} probed {m['error_only_templates']} routes that only failed "
@@ -192,31 +190,48 @@ class UrlScanDetector(Detector):
                 "Block or rate-limit the caller at the ingress or with a NetworkPolicy",
                 "Check whether any probed path was served (2xx)",
             ],
-            record={
-                "detector_version": self.version,
-                "run_mode": context.run_mode,
-                "caller": caller,
-                "paths": [t["path"] for t in top],
-                "path_details": top,
-                "destinations": [
-                    {"dest": d, "requests": int(n)} for d, n in dests.head(10).items()
-                ],
-                "hosts": hosts,
-                "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
-                "scanner_user_agents": agents,
-                "unlogged_requests_on_hosts": lost,
-                "observed": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()},
-                "thresholds": {
+            finding=Finding(
+                detector_version=self.version,
+                run_mode=context.run_mode,
+                caller=caller,
+                dest=None,  # a scan spans destinations: see details.destinations
+                paths=[t["path"] for t in top],
+                path_details=top,
+                observed={k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()},
+                thresholds={
                     "min_requests": c.min_requests,
                     "min_distinct_error_templates": c.min_distinct_error_templates,
                     "min_error_template_share": c.min_error_template_share,
                     "min_templates": c.min_templates,
                     "min_scanner_requests": c.min_scanner_requests,
                 },
-                "score": round(float(m["error_only_template_share"]), 4),
-                "score_meaning": "share of routes that only failed; higher is more scan-like",
-            },
+                score=round(float(m["error_only_template_share"]), 4),
+                score_meaning="share of routes that only failed; higher is more scan-like",
+                details={
+                    "destinations": [
+                        {"dest": d, "requests": int(n)} for d, n in dests.head(10).items()
+                    ],
+                    "hosts": hosts,
+                    "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
+                    "scanner_user_agents": agents,
+                    "unlogged_requests_on_hosts": lost,
+                },
+            ),
         )
+
+
+def scan_severity(base: int, error_only_routes: int, destinations: int, agents: list) -> float:
+    """The rule's severity, up to 20 more for the routes that only failed (one per 25), 10
+    more for a scan over three destinations or more, 10 for a known scanner's user agent.
+
+    >>> scan_severity(60, 100, 1, [])
+    64.0
+    >>> scan_severity(60, 1000, 3, ["gobuster"])
+    100
+    """
+    severity = base + min(20, error_only_routes / 25)
+    severity += 10 if destinations >= 3 else 0
+    return severity + (10 if agents else 0)
 
 
 def _service(dest: str) -> str | None:
