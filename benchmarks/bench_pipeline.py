@@ -269,16 +269,16 @@ def stage_ingest(case: Case) -> dict[str, Any]:
 
 
 def stage_train(case: Case) -> dict[str, Any]:
+    from l7analytics.adapters.crs import load_job_settings
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.config import load_settings
     from l7analytics.pipeline import train
     from l7analytics.windows import Window
 
     lake = ParquetLake(case.lake)
     window = Window(*case.training_days)
     overrides = {"detectors": {"unusual_pair": {"warmup": case.train_warmup}}}
-    settings = load_settings(overrides=overrides if case.train_warmup else None)
+    settings = load_job_settings(overrides=overrides if case.train_warmup else None)
     with Stopwatch() as watch:
         result = train(lake, window, settings, LakeModelStore(lake))
     return {
@@ -291,16 +291,16 @@ def stage_train(case: Case) -> dict[str, Any]:
 
 
 def stage_score(case: Case) -> dict[str, Any]:
+    from l7analytics.adapters.crs import load_job_settings
     from l7analytics.adapters.files import NdjsonAlertSink
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.config import load_settings
     from l7analytics.pipeline import score
     from l7analytics.windows import Window
 
     lake = ParquetLake(case.lake)
     window = Window(*case.scored_day)
-    settings = load_settings()
+    settings = load_job_settings()
     sink = NdjsonAlertSink(case.alerts)
     with Stopwatch() as watch:
         result = score(lake, window, settings, [sink], LakeModelStore(lake))

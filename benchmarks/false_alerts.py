@@ -17,11 +17,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from l7analytics.adapters.crs import load_job_settings
 from l7analytics.adapters.files import NdjsonQuarantine
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.adapters.model_store import LakeModelStore
 from l7analytics.adapters.ndjson_source import NdjsonSource
-from l7analytics.config import load_settings
 from l7analytics.pipeline import extract, score, train
 from l7analytics.synth import write_dataset
 from l7analytics.windows import Window
@@ -35,7 +35,7 @@ def run(seed: int) -> None:
         write_dataset(work / "logs.ndjson", START, 6, seed, incident_day=None)
         lake = ParquetLake(work / "lake")
         extract(NdjsonSource([work / "logs.ndjson"]), lake, None, NdjsonQuarantine(work / "q"))
-        settings, store = load_settings(), LakeModelStore(lake)
+        settings, store = load_job_settings(), LakeModelStore(lake)
         train(lake, Window(START, START + timedelta(days=4)), settings, store)
         for day in (4, 5):
             window = Window(START + timedelta(days=day), START + timedelta(days=day + 1))

@@ -1,18 +1,30 @@
-"""``l7analytics``: the command line. Every command ends with a summary; bad arguments or
-configuration exit with status 2 and one line naming the problem; a failed run exits 1."""
+"""``l7analytics``: the command line. Every command ends with a summary; a failed run exits 1.
+
+Bad arguments or settings exit with status 2 and one line naming what is wrong and where,
+*before any work*: every command first loads and validates the settings, the window, the
+inputs and every output path (lake, alerts file, quarantine, generated files), and only
+then reads or writes anything, so a typo never costs an hour of extraction or leaves half
+of a run's outputs behind.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import tempfile
-from datetime import timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from l7analytics import __version__
-from l7analytics.errors import ConfigError, InputError, L7AnalyticsError
-from l7analytics.windows import Window, floor_time, iso, parse_time
+from l7analytics.errors import ConfigError, InputError, L7AnalyticsError, LakeError
+from l7analytics.windows import LATEST, Window, check_range, floor_time, iso, parse_time, shown
+
+#: Traffic multipliers of ``generate``: below, id pools round to nothing; above, a day is
+#: hundreds of gigabytes.
+MIN_SCALE, MAX_SCALE = 0.001, 1000.0
 
 DESCRIPTION = """\
 Find attacks and misuse in Calico Enterprise L7 (HTTP) logs.
@@ -27,8 +39,72 @@ or all of it on generated data, in a temporary directory:
 
 Times are ISO 8601 in UTC (2026-11-05, 2026-11-05T13:00:00Z); windows are [start, end) on
 Calico's end_time. Settings come from --config YAML merged over the built-in defaults
-(print them with `l7analytics config`).
+(print them with `l7analytics config`). Bad arguments or settings exit with status 2 and one
+line, before anything is read or written; a failed run exits 1.
 """
+
+#: Shown under ``--help`` of each command: what it does, what it writes, an example.
+HELP = {
+    "generate": """\
+Write synthetic Calico L7 logs (NDJSON, gzip when --out ends in .gz) with labelled
+incidents on the last day, and the labels beside them (logs.labels.json), for `evaluate`.
+
+  l7analytics generate --out logs.ndjson.gz --start 2026-11-01 --days 5 --seed 1
+""",
+    "extract": """\
+Read L7 logs into the lake: NDJSON files (--input, repeatable) or Elasticsearch (--es).
+Partitions are hours of end_time and are replaced whole, so re-running is safe. With
+--start/--end (on the hour) only that window is written and documents outside it are
+skipped; without, every hour the data touches is replaced. Rejected documents go to the
+quarantine file with the reason. A file given twice is read once (with a warning); an empty
+input reads 0 documents and succeeds.
+
+  l7analytics extract --input logs.ndjson.gz --lake lake/
+  l7analytics extract --es --lake lake/ --start 2026-11-05T13:00Z --end 2026-11-05T14:00Z
+""",
+    "train": """\
+Fit the unusual-pair model on [--start, --end) of the lake and save it as a new version
+under <lake>/models/. `score` uses the newest model trained before the scored window.
+
+  l7analytics train --lake lake/ --start 2026-11-01 --end 2026-11-05
+""",
+    "score": """\
+Run the detectors over [--start, --end) of the lake (on multiples of the settings' window)
+and write the alerts to an alerts file (--alerts) and/or Elasticsearch (--es). An alerts
+file is merged by alert id: a later window adds its alerts, a re-run changes nothing.
+
+  l7analytics score --lake lake/ --start 2026-11-05 --end 2026-11-06 --alerts alerts.ndjson
+""",
+    "run": """\
+extract, then score, one window: what a scheduler runs every hour. Every argument and
+output is checked before the extraction starts.
+
+  l7analytics run --input logs.ndjson.gz --lake lake/ --start 2026-11-05T13:00Z \\
+      --end 2026-11-05T14:00Z --alerts alerts.ndjson
+  l7analytics run --es --lake lake/ --start 2026-11-05T13:00Z --end 2026-11-05T14:00Z
+""",
+    "evaluate": """\
+Precision and recall of an alerts file against the labels `generate` wrote (optionally only
+incidents in [--start, --end)).
+
+  l7analytics evaluate --alerts alerts.ndjson --labels logs.labels.json
+""",
+    "demo": """\
+The whole job on generated data, no server needed: generate --days of traffic, extract,
+train on all days but the last, score the last day, evaluate, plot. Everything stays in
+--out (default: a new temporary directory).
+
+  l7analytics demo --out demo/
+""",
+    "load-es": """\
+Index NDJSON L7 logs into Elasticsearch the way Calico's fluentd does
+(tigera_secure_ee_l7.<cluster>.fluentd-<day>-000001), to try `extract --es` on a lab server.
+The connection comes from L7_ES_* variables or the settings' elasticsearch.connection.
+
+  L7_ES_HOSTS=http://localhost:9200 l7analytics load-es --input logs.ndjson.gz
+""",
+    "config": "Print the built-in default settings, with comments (a template for --config).",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,12 +113,31 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_window(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--start", required=required, help="window start, ISO 8601 UTC")
-    p.add_argument("--end", required=required, help="window end (exclusive), ISO 8601 UTC")
+    p.add_argument("--start", required=required, metavar="TIME", help="window start, ISO 8601 UTC")
+    p.add_argument(
+        "--end", required=required, metavar="TIME", help="window end (exclusive), ISO 8601 UTC"
+    )
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML settings merged over the defaults")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML settings merged over the defaults (see `l7analytics config`)",
+    )
+
+
+def _add_lake(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--lake", required=True, metavar="DIR|URI", help=help)
+
+
+def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help,
+        description=HELP[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,43 +148,74 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"l7analytics {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _generate_parser(sub)
+    _extract_parser(sub)
+    _train_parser(sub)
+    _score_parser(sub)
+    _run_parser(sub)
+    _evaluate_parser(sub)
+    _demo_parser(sub)
+    _load_es_parser(sub)
+    _kibana_setup_parser(sub)
+    _command(sub, "config", "print the built-in default settings")
+    return parser
 
-    p = sub.add_parser("generate", help="write synthetic Calico L7 logs with labelled incidents")
-    p.add_argument("--out", required=True, help="output NDJSON file (.gz to compress)")
-    p.add_argument("--start", required=True, help="first day, ISO 8601 UTC")
+
+def _generate_parser(sub: Any) -> None:
+    p = _command(sub, "generate", "write synthetic Calico L7 logs with labelled incidents")
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="output NDJSON file (.gz to compress)"
+    )
+    p.add_argument("--start", required=True, metavar="DAY", help="first day, ISO 8601 UTC")
     p.add_argument("--days", type=int, default=5, help="days of traffic (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--scale", type=float, default=1.0, help="traffic volume multiplier")
+    p.add_argument("--seed", type=int, default=0, help="random seed, 0 or more (default 0)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help=f"traffic volume multiplier, {MIN_SCALE} to {MAX_SCALE:g} (default 1)",
+    )
 
-    p = sub.add_parser("extract", help="read L7 logs (files or Elasticsearch) into the lake")
+
+def _extract_parser(sub: Any) -> None:
+    p = _command(sub, "extract", "read L7 logs (files or Elasticsearch) into the lake")
     p.add_argument(
         "--input",
         action="append",
-        help="NDJSON file of documents or ES hits, plain or .gz (repeatable)",
+        metavar="FILE",
+        help="NDJSON file of documents or ES hits, plain or .gz (repeatable; each file once)",
     )
     p.add_argument(
         "--es",
         action="store_true",
         help="read from Elasticsearch (settings: elasticsearch.*, secrets in L7_ES_* env)",
     )
-    p.add_argument("--lake", required=True, help="lake root directory or URI")
+    _add_lake(p, "lake root: a directory (created if missing) or a pyarrow.fs URI (s3://...)")
     _add_window(p, required=False)
     p.add_argument(
         "--quarantine",
-        help="file for rejected documents (default <lake>/quarantine/<window>.ndjson)",
+        metavar="FILE",
+        help="file for rejected documents (default <lake>/quarantine/<window>.ndjson; "
+        "required with a URI lake)",
     )
     p.add_argument("--backfill", action="store_true", help="mark the run as a backfill")
     _add_config(p)
 
-    p = sub.add_parser("train", help="learn baselines and the unusual-pair model from history")
-    p.add_argument("--lake", required=True)
+
+def _train_parser(sub: Any) -> None:
+    p = _command(sub, "train", "learn baselines and the unusual-pair model from history")
+    _add_lake(p, "lake root holding the training range (models are saved in it)")
     _add_window(p, required=True)
     _add_config(p)
 
-    p = sub.add_parser("score", help="run the detectors over a window of the lake")
-    p.add_argument("--lake", required=True)
+
+def _score_parser(sub: Any) -> None:
+    p = _command(sub, "score", "run the detectors over a window of the lake")
+    _add_lake(p, "lake root holding the window")
     _add_window(p, required=True)
-    p.add_argument("--alerts", help="alerts file, .ndjson or .parquet")
+    p.add_argument(
+        "--alerts", metavar="FILE", help="alerts file, .ndjson or .parquet (merged by alert id)"
+    )
     p.add_argument(
         "--es",
         action="store_true",
@@ -98,31 +224,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backfill", action="store_true", help="mark alerts as produced by a backfill")
     _add_config(p)
 
-    p = sub.add_parser("run", help="extract, score and publish one window")
-    p.add_argument("--input", action="append", help="NDJSON input (default: Elasticsearch)")
+
+def _run_parser(sub: Any) -> None:
+    p = _command(sub, "run", "extract, score and publish one window")
+    p.add_argument(
+        "--input", action="append", metavar="FILE", help="NDJSON input (repeatable), or use --es"
+    )
     p.add_argument("--es", action="store_true", help="read from and publish to Elasticsearch")
-    p.add_argument("--lake", required=True)
+    _add_lake(p, "lake root: a directory (created if missing) or a pyarrow.fs URI")
     _add_window(p, required=True)
-    p.add_argument("--alerts", help="alerts file, .ndjson or .parquet")
-    p.add_argument("--backfill", action="store_true")
+    p.add_argument(
+        "--alerts", metavar="FILE", help="alerts file, .ndjson or .parquet (merged by alert id)"
+    )
+    p.add_argument(
+        "--quarantine",
+        metavar="FILE",
+        help="file for rejected documents (default <lake>/quarantine/<window>.ndjson; "
+        "required with a URI lake)",
+    )
+    p.add_argument("--backfill", action="store_true", help="mark the run as a backfill")
     _add_config(p)
 
-    p = sub.add_parser("evaluate", help="precision and recall of alerts against labels")
-    p.add_argument("--alerts", required=True)
-    p.add_argument("--labels", required=True)
+
+def _evaluate_parser(sub: Any) -> None:
+    p = _command(sub, "evaluate", "precision and recall of alerts against labels")
+    p.add_argument(
+        "--alerts", required=True, metavar="FILE", help="alerts file, .ndjson or .parquet"
+    )
+    p.add_argument(
+        "--labels", required=True, metavar="FILE", help="labels file written by `generate`"
+    )
     _add_window(p, required=False)
 
-    p = sub.add_parser("demo", help="the whole job on generated data, no server needed")
-    p.add_argument("--out", help="keep everything in this directory (default: a temporary one)")
-    p.add_argument("--days", type=int, default=5, help="days generated; the last is scored")
-    p.add_argument("--seed", type=int, default=7)
+
+def _demo_parser(sub: Any) -> None:
+    p = _command(sub, "demo", "the whole job on generated data, no server needed")
+    p.add_argument(
+        "--out", metavar="DIR", help="keep everything in this directory (default: a temporary one)"
+    )
+    p.add_argument(
+        "--days", type=int, default=5, help="days generated, 3 or more; the last is scored"
+    )
+    p.add_argument("--seed", type=int, default=7, help="random seed, 0 or more (default 7)")
     _add_config(p)
 
-    p = sub.add_parser("load-es", help="index NDJSON L7 logs into Elasticsearch as Calico does")
-    p.add_argument("--input", action="append", required=True, help="NDJSON file (repeatable)")
-    p.add_argument("--cluster", default="cluster", help="Calico cluster name in the index")
+
+def _load_es_parser(sub: Any) -> None:
+    p = _command(sub, "load-es", "index NDJSON L7 logs into Elasticsearch as Calico does")
+    p.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="NDJSON file (repeatable; each once)",
+    )
+    p.add_argument(
+        "--cluster", default="cluster", help="Calico cluster name in the index (default cluster)"
+    )
     _add_config(p)
 
+
+def _kibana_setup_parser(sub: Any) -> None:
     p = sub.add_parser(
         "kibana-setup",
         help="import the alerts dashboard, data views and saved searches into Kibana",
@@ -140,25 +302,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config(p)
 
-    sub.add_parser("config", help="print the built-in default settings")
-    return parser
-
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
     except (ConfigError, InputError) as exc:
-        print(f"l7analytics {args.command}: error: {exc}", file=sys.stderr)
+        _say(args.command, "error", exc)
         return 2
     except L7AnalyticsError as exc:
-        print(f"l7analytics {args.command}: failed: {exc}", file=sys.stderr)
+        _say(args.command, "failed", exc)
         return 1
     except KeyboardInterrupt:
-        print(f"l7analytics {args.command}: interrupted; the lake is unchanged", file=sys.stderr)
+        print(
+            f"l7analytics {args.command}: interrupted; every hour holds its old or its new data",
+            file=sys.stderr,
+        )
         return 130
 
 
+def _say(command: str, kind: str, message: object) -> None:
+    """One line on stderr, whatever the message holds (a library's text may hold newlines)."""
+    text = " ".join(str(message).split())
+    print(f"l7analytics {command}: {kind}: {text}", file=sys.stderr)
+
+
+# -- checks: everything a command needs, validated before any work -----------------------------
 def _window(args: argparse.Namespace) -> Window | None:
     if args.start is None and args.end is None:
         return None
@@ -167,111 +336,122 @@ def _window(args: argparse.Namespace) -> Window | None:
     return Window.parse(args.start, args.end)
 
 
-def _settings(args: argparse.Namespace):
-    from l7analytics.config import load_settings
-
-    return load_settings(getattr(args, "config", None))
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from l7analytics.report import console, progress_bar
-    from l7analytics.synth import write_dataset
-
-    if args.days < 1:
-        raise ConfigError("--days must be at least 1")
-    start = floor_time(parse_time(args.start, name="--start"), timedelta(days=1))
-    with progress_bar("generating", None, "documents") as advance:
-        summary = write_dataset(
-            args.out, start, args.days, args.seed, scale=args.scale, progress=advance
+def _aligned(window: Window | None, step: timedelta, why: str) -> None:
+    """``window`` starts and ends on multiples of ``step`` (the lake's hours, the settings'
+    window), or one line saying so before anything is read."""
+    if window is not None and not window.is_aligned(step):
+        raise ConfigError(
+            f"--start {iso(window.start)} and --end {iso(window.end)} must be on multiples "
+            f"of {_duration_text(step)} ({why})"
         )
-    console.print(
-        f"wrote {summary.documents:,} documents ({summary.requests:,} requests) "
-        f"to {args.out}; incidents: {summary.incidents_by_kind}; "
-        f"labels: {summary.labels_path}"
-    )
-    return 0
 
 
-def _extract(args: argparse.Namespace, window: Window | None, run_mode: str):
-    from l7analytics.adapters.files import NdjsonQuarantine, quarantine_path
+def _duration_text(step: timedelta) -> str:
+    seconds = int(step.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from l7analytics.adapters.crs import load_job_settings
+
+    return load_job_settings(getattr(args, "config", None))
+
+
+def _lake(root: str, *, existing: bool, writes: bool) -> Any:
+    """The lake at ``root``, checked: a local one that must hold data exists, one that is
+    written can be written; a URI's scheme is one pyarrow.fs knows."""
     from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.pipeline import extract
-    from l7analytics.report import console, extract_summary, progress_bar
+    from l7analytics.adapters.paths import check_writable_dir
 
-    lake = ParquetLake(args.lake)
-    source = _source(args, window)
-    path = getattr(args, "quarantine", None) or str(quarantine_path(args.lake, window))
-    quarantine = NdjsonQuarantine(path)
-    with progress_bar("extracting", None, "documents") as advance:
-        result = extract(source, lake, window, quarantine, run_mode=run_mode, progress=advance)
-    console.print(extract_summary(result, args.lake, path))
-    return result
-
-
-def _source(args: argparse.Namespace, window: Window | None):
-    """NDJSON files, or Elasticsearch with ``--es``; exactly one of them."""
-    from l7analytics.adapters.ndjson_source import NdjsonSource
-
-    if getattr(args, "es", False) and args.input:
-        raise ConfigError("give --input files or --es, not both")
-    if args.input:
-        return NdjsonSource(args.input)
-    if not getattr(args, "es", False):
-        raise ConfigError("nothing to read: give --input FILE or --es")
-    if window is None:
-        raise ConfigError("--es needs --start and --end")
-    from l7analytics.adapters.elasticsearch.factory import es_client, es_source
-
-    settings = _settings(args)
-    client, host = es_client(settings)
-    return es_source(settings, client, host)
+    if not root.strip():
+        raise ConfigError("--lake: give a directory or a URI")
+    if "://" in root:
+        try:
+            return ParquetLake(root)
+        except ValueError as exc:  # pyarrow.ArrowInvalid: an unknown scheme, a bad URI
+            raise ConfigError(f"--lake {root}: not a URI pyarrow.fs understands ({exc})") from None
+        except OSError as exc:  # the store cannot be reached (S3 resolves the bucket's region)
+            raise LakeError(f"lake {root}: cannot open: {exc}") from None
+    if existing and not Path(root).is_dir():
+        raise ConfigError(f"--lake {root}: no lake there (not a directory); run extract first")
+    if writes:
+        check_writable_dir(root, "--lake")
+    return ParquetLake(root)
 
 
-def cmd_extract(args: argparse.Namespace) -> int:
-    _extract(args, _window(args), "backfill" if args.backfill else "scheduled")
-    return 0
+def _inputs(paths: Sequence[str], warnings: list[str]) -> list[str]:
+    """Existing input files, each once; a repeat is dropped with a warning (read twice, every
+    request would count twice and every threshold be reached at half the real traffic)."""
+    from l7analytics.adapters.paths import unique_files
+
+    for path in paths:
+        if not Path(path).exists():
+            raise InputError(f"--input {path}: no such file")
+        if not Path(path).is_file():
+            raise InputError(f"--input {path}: not a regular file")
+    kept, repeats = unique_files(paths)
+    if repeats:
+        named = ", ".join(f"{repeat} (same file as {first})" for repeat, first in repeats)
+        warnings.append(f"--input given more than once for a file, read once: {named}")
+    return kept
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.pipeline import train
-    from l7analytics.report import console, progress_bar
+def _quarantine(args: argparse.Namespace, window: Window | None) -> str:
+    """The quarantine file: given, or under a local lake; it must be writable, and a file
+    already there must be a quarantine file (a clean run removes it)."""
+    from l7analytics.adapters.files import quarantine_path
+    from l7analytics.adapters.paths import check_output_file
 
-    settings = _settings(args)
-    lake = ParquetLake(args.lake)
-    window = _window(args)
-    with progress_bar("training", None) as advance:
-        result = train(lake, window, settings, LakeModelStore(lake), advance)
-    console.print(
-        f"trained {result.detector} model {result.version} on {window}: "
-        f"{result.rows:,} (pair, window) rows in {result.seconds:.1f} s -> {result.path}"
-    )
-    return 0
+    path = getattr(args, "quarantine", None)
+    if path is None:
+        if "://" in args.lake:
+            raise ConfigError(
+                f"--lake {args.lake}: give --quarantine FILE (a local file for rejected "
+                "documents) with a URI lake"
+            )
+        return str(quarantine_path(args.lake, window))
+    check_output_file(path, "--quarantine")
+    _check_quarantine_file(Path(path))
+    return path
 
 
-def _score(args: argparse.Namespace, settings, window: Window, run_mode: str):
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.pipeline import score
-    from l7analytics.report import alerts_table, console, progress_bar, score_summary
+def _check_quarantine_file(path: Path) -> None:
+    """An existing non-empty file is replaced or removed by the run: only if it is one of
+    ours (``--quarantine logs.ndjson`` must not delete the logs)."""
+    import orjson
 
-    sinks = _sinks(args, settings)
-    lake = ParquetLake(args.lake)
-    with progress_bar("scoring", None) as advance:
-        result = score(
-            lake, window, settings, sinks, LakeModelStore(lake), run_mode=run_mode, progress=advance
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 20)
+    try:
+        record = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        record = None
+    if not (isinstance(record, dict) and {"reason", "raw"} <= record.keys()):
+        raise ConfigError(
+            f"--quarantine {path}: exists and is not a quarantine file; refusing to replace it"
         )
-    console.print(alerts_table(result.alerts, limit=15))
-    console.print(score_summary(result, [s.description for s in sinks]))
-    return result
 
 
-def _sinks(args: argparse.Namespace, settings) -> list:
-    """Alert sinks: ``--alerts FILE`` and/or ``--es`` (alerts index, Calico events)."""
+def _alert_file(args: argparse.Namespace) -> Any | None:
+    """The ``--alerts`` sink, checked (name, directory, an existing file is an alerts file)."""
     from l7analytics.adapters.files import alert_sink_for
 
-    sinks = [alert_sink_for(args.alerts)] if getattr(args, "alerts", None) else []
+    if getattr(args, "alerts", None) is None:
+        return None
+    sink = alert_sink_for(args.alerts)
+    sink.check()
+    return sink
+
+
+def _sinks(args: argparse.Namespace, settings: Any) -> list[Any]:
+    """Alert sinks: ``--alerts FILE`` and/or ``--es`` (alerts index, Calico events)."""
+    file_sink = _alert_file(args)
+    sinks = [file_sink] if file_sink is not None else []
     if getattr(args, "es", False):
         from l7analytics.adapters.elasticsearch.factory import es_client, es_sinks
 
@@ -282,18 +462,198 @@ def _sinks(args: argparse.Namespace, settings) -> list:
     return sinks
 
 
+@dataclass
+class _Extraction:
+    """What an extract needs, every part checked."""
+
+    source: Any
+    lake: Any
+    root: str
+    window: Window | None
+    quarantine: str
+    inputs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _extraction(args: argparse.Namespace, settings: Any, window: Window | None) -> _Extraction:
+    """Source, lake and quarantine of ``extract``/``run``; nothing is read or written yet."""
+    _aligned(window, timedelta(hours=1), "lake partitions are hours, replaced whole")
+    warnings: list[str] = []
+    inputs = _inputs(args.input, warnings) if args.input else []
+    source = _source(args, settings, window, inputs)
+    lake = _lake(args.lake, existing=False, writes=True)
+    quarantine = _quarantine(args, window)
+    return _Extraction(source, lake, args.lake, window, quarantine, inputs, warnings)
+
+
+def _source(
+    args: argparse.Namespace, settings: Any, window: Window | None, inputs: list[str]
+) -> Any:
+    """NDJSON files, or Elasticsearch with ``--es``; exactly one of them."""
+    from l7analytics.adapters.ndjson_source import NdjsonSource
+
+    if getattr(args, "es", False) and inputs:
+        raise ConfigError("give --input files or --es, not both")
+    if inputs:
+        return NdjsonSource(inputs)
+    if not getattr(args, "es", False):
+        raise ConfigError("nothing to read: give --input FILE or --es")
+    if window is None:
+        raise ConfigError("--es needs --start and --end")
+    from l7analytics.adapters.elasticsearch.factory import es_client, es_source
+
+    client, host = es_client(settings)
+    return es_source(settings, client, host)
+
+
+def _distinct(plan: _Extraction, sinks: Sequence[Any] = ()) -> None:
+    """No output file is an input or another output."""
+    from l7analytics.adapters.paths import check_distinct
+
+    outputs = [("--quarantine", plan.quarantine)]
+    outputs += [("--alerts", str(s.path)) for s in sinks if hasattr(s, "path")]
+    check_distinct(plan.inputs, outputs)
+
+
+def _start_work(command: str, warnings: Sequence[str]) -> None:
+    """Every check passed: say what was adjusted (one line each), then work."""
+    for warning in warnings:
+        _say(command, "warning", warning)
+
+
+# -- commands -------------------------------------------------------------------------------
+def _days(days: int, start: datetime, minimum: int) -> None:
+    if days < minimum:
+        raise ConfigError(f"--days must be at least {minimum} (got {days})")
+    if days > (LATEST - start).days:
+        raise ConfigError(f"--days {days}: the days would end after {LATEST.year - 1}")
+
+
+def _seed(seed: int) -> None:
+    """numpy seeds its generators with unsigned 64-bit integers."""
+    if not 0 <= seed < 2**64:
+        raise ConfigError(f"--seed must be from 0 to 2**64-1 (got {shown(seed)})")
+
+
+def _first_day(text: str) -> datetime:
+    return floor_time(check_range(parse_time(text, name="--start"), "--start"), timedelta(days=1))
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from l7analytics.adapters.paths import check_output_file
+    from l7analytics.synth import labels_path
+
+    start = _first_day(args.start)
+    _days(args.days, start, 1)
+    _seed(args.seed)
+    if not MIN_SCALE <= args.scale <= MAX_SCALE:  # NaN fails too
+        raise ConfigError(f"--scale must be from {MIN_SCALE} to {MAX_SCALE} (got {args.scale})")
+    out = check_output_file(args.out, "--out")
+    check_output_file(labels_path(out), "--out")
+    _generate(out, start, args.days, args.seed, args.scale)
+    return 0
+
+
+def _generate(out: Path, start: datetime, days: int, seed: int, scale: float) -> None:
+    from l7analytics.report import console, progress_bar
+    from l7analytics.synth import write_dataset
+
+    with progress_bar("generating", None, "documents") as advance:
+        summary = write_dataset(out, start, days, seed, scale=scale, progress=advance)
+    console.print(
+        f"wrote {summary.documents:,} documents ({summary.requests:,} requests) "
+        f"to {out}; incidents: {summary.incidents_by_kind}; "
+        f"labels: {summary.labels_path}"
+    )
+
+
+def _extract(plan: _Extraction, run_mode: str) -> Any:
+    from l7analytics.adapters.files import NdjsonQuarantine
+    from l7analytics.pipeline import extract
+    from l7analytics.report import console, extract_summary, progress_bar
+
+    quarantine = NdjsonQuarantine(plan.quarantine)
+    with progress_bar("extracting", None, "documents") as advance:
+        result = extract(
+            plan.source, plan.lake, plan.window, quarantine, run_mode=run_mode, progress=advance
+        )
+    console.print(extract_summary(result, plan.root, plan.quarantine))
+    if result.documents == 0:
+        console.print("the input held no documents: nothing was added to the lake")
+    return result
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    plan = _extraction(args, settings, _window(args))
+    _distinct(plan)
+    _start_work(args.command, plan.warnings)
+    _extract(plan, "backfill" if args.backfill else "scheduled")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    window = _window(args)
+    lake = _lake(args.lake, existing=True, writes=True)
+    _train(lake, window, settings)
+    return 0
+
+
+def _train(lake: Any, window: Window, settings: Any) -> None:
+    from l7analytics.adapters.model_store import LakeModelStore
+    from l7analytics.pipeline import train
+    from l7analytics.report import console, progress_bar
+
+    with progress_bar("training", None) as advance:
+        result = train(lake, window, settings, LakeModelStore(lake), advance)
+    console.print(
+        f"trained {result.detector} model {result.version} on {window}: "
+        f"{result.rows:,} (pair, window) rows in {result.seconds:.1f} s -> {result.path}"
+    )
+
+
+def _score(lake: Any, settings: Any, window: Window, sinks: list[Any], run_mode: str) -> Any:
+    from l7analytics.adapters.model_store import LakeModelStore
+    from l7analytics.pipeline import score
+    from l7analytics.report import alerts_table, console, progress_bar, score_summary
+
+    with progress_bar("scoring", None) as advance:
+        result = score(
+            lake, window, settings, sinks, LakeModelStore(lake), run_mode=run_mode, progress=advance
+        )
+    console.print(alerts_table(result.alerts, limit=15))
+    console.print(score_summary(result, [s.description for s in sinks]))
+    return result
+
+
+def _score_window(args: argparse.Namespace, settings: Any) -> Window:
+    window = _window(args)
+    assert window is not None  # --start and --end are required
+    _aligned(window, settings.window_delta, f"the settings' window is {settings.window}")
+    return window
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    result = _score(args, settings, _window(args), "backfill" if args.backfill else "scheduled")
+    window = _score_window(args, settings)
+    sinks = _sinks(args, settings)
+    lake = _lake(args.lake, existing=True, writes=False)
+    run_mode = "backfill" if args.backfill else "scheduled"
+    result = _score(lake, settings, window, sinks, run_mode)
     return 1 if result.failed else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    window = _window(args)
+    window = _score_window(args, settings)
+    plan = _extraction(args, settings, window)
+    sinks = _sinks(args, settings)
+    _distinct(plan, sinks)
+    _start_work(args.command, plan.warnings)
     run_mode = "backfill" if args.backfill else "scheduled"
-    _extract(args, window, run_mode)
-    result = _score(args, settings, window, run_mode)
+    _extract(plan, run_mode)
+    result = _score(plan.lake, settings, window, sinks, run_mode)
     return 1 if result.failed else 0
 
 
@@ -301,56 +661,75 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from l7analytics.adapters.files import read_alerts
     from l7analytics.evaluation import evaluate
     from l7analytics.report import console, evaluation_table
-    from l7analytics.synth import load_labels
 
     window = _window(args)
+    alerts = read_alerts(args.alerts)
+    labels = _labels(args.labels)
     report = evaluate(
-        read_alerts(args.alerts),
-        load_labels(args.labels),
-        window.start if window else None,
-        window.end if window else None,
+        alerts, labels, window.start if window else None, window.end if window else None
     )
     console.print(evaluation_table(report))
     return 0
 
 
+def _labels(path: str) -> list[dict[str, Any]]:
+    """The incidents of a labels file, checked enough for ``evaluate`` not to trip on them."""
+    import orjson
+
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise InputError(f"--labels {path}: cannot read: {exc.strerror}") from None
+    except orjson.JSONDecodeError as exc:
+        raise InputError(f"--labels {path}: not JSON ({exc})") from None
+    incidents = data.get("incidents") if isinstance(data, dict) else None
+    if not isinstance(incidents, list):
+        raise InputError(f"--labels {path}: not a labels file (no list of incidents)")
+    for number, incident in enumerate(incidents):
+        if not (isinstance(incident, dict) and "id" in incident):
+            raise InputError(f"--labels {path}: incident {number} has no id")
+        for key in ("start", "end"):
+            try:
+                parse_time(incident.get(key) or "", name=key)
+            except ConfigError as exc:
+                raise InputError(f"--labels {path}: incident {incident['id']}: {exc}") from None
+    return incidents
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    from l7analytics.adapters.files import read_alerts
+    start = _first_day("2026-11-01")
+    _days(args.days, start, 3)
+    _seed(args.seed)
+    settings = _settings(args)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        from l7analytics.adapters.paths import check_writable_dir
+
+        check_writable_dir(out, "--out")
+    out = out or Path(tempfile.mkdtemp(prefix="l7analytics-demo-"))
+    return _demo(out, start, args.days, args.seed, settings)
+
+
+def _demo(out: Path, start: datetime, days: int, seed: int, settings: Any) -> int:
+    """generate, extract, train, score the last day, evaluate and plot, all in ``out``."""
+    from l7analytics.adapters.files import alert_sink_for, quarantine_path, read_alerts
+    from l7analytics.adapters.lake import ParquetLake
     from l7analytics.evaluation import evaluate
     from l7analytics.report import console, evaluation_table
-    from l7analytics.synth import labels_path
+    from l7analytics.synth import labels_path, load_labels
 
-    if args.days < 3:
-        raise ConfigError("--days must be at least 3 (history to train on, then a day to score)")
-    settings = _settings(args)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="l7analytics-demo-"))
     out.mkdir(parents=True, exist_ok=True)
-    start = floor_time(parse_time("2026-11-01"), timedelta(days=1))
-    logs = out / "l7logs.ndjson.gz"
-    lake = out / "lake"
-    alerts = out / "alerts.ndjson"
-    last_day = start + timedelta(days=args.days - 1)
-    console.rule(f"l7analytics demo in {out}")
-    cmd_generate(
-        argparse.Namespace(
-            out=str(logs), start=iso(start), days=args.days, seed=args.seed, scale=1.0
-        )
-    )
-    _extract(
-        argparse.Namespace(lake=str(lake), input=[str(logs)], quarantine=None), None, "scheduled"
-    )
-    cmd_train(
-        argparse.Namespace(lake=str(lake), start=iso(start), end=iso(last_day), config=args.config)
-    )
-    result = _score(
-        argparse.Namespace(lake=str(lake), alerts=str(alerts)),
-        settings,
-        Window(last_day, last_day + timedelta(days=1)),
-        "scheduled",
-    )
-    from l7analytics.synth import load_labels
-
+    logs, lake_root, alerts = out / "l7logs.ndjson.gz", out / "lake", out / "alerts.ndjson"
+    last_day = start + timedelta(days=days - 1)
     scored = Window(last_day, last_day + timedelta(days=1))
+    console.rule(f"l7analytics demo in {out}")
+    _generate(logs, start, days, seed, 1.0)
+    lake = ParquetLake(lake_root)
+    quarantine = str(quarantine_path(lake_root, None))
+    _extract(_Extraction(_ndjson([str(logs)]), lake, str(lake_root), None, quarantine), "scheduled")
+    _train(lake, Window(start, last_day), settings)
+    alerts.unlink(missing_ok=True)  # the demo's own file: a new demo starts it afresh
+    result = _score(lake, settings, scored, [alert_sink_for(alerts)], "scheduled")
     documents = read_alerts(alerts)
     report = evaluate(documents, load_labels(labels_path(logs)), scored.start, scored.end)
     console.print(evaluation_table(report))
@@ -358,6 +737,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print(plot, markup=False, soft_wrap=True)
     console.print(f"everything is in {out}: logs, lake/, alerts.ndjson")
     return 1 if result.failed else 0
+
+
+def _ndjson(paths: list[str]) -> Any:
+    from l7analytics.adapters.ndjson_source import NdjsonSource
+
+    return NdjsonSource(paths)
 
 
 def _alerts_plot(alerts: list, path: Path, window: Window) -> str:
@@ -376,12 +761,23 @@ def _alerts_plot(alerts: list, path: Path, window: Window) -> str:
 
 
 def cmd_load_es(args: argparse.Namespace) -> int:
+    import re
+
     from l7analytics.adapters.elasticsearch.factory import es_client
     from l7analytics.adapters.elasticsearch.loader import load_documents
     from l7analytics.report import console
 
-    client, host = es_client(_settings(args))
-    index, count = load_documents(client, args.input, host, args.cluster)
+    settings = _settings(args)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.cluster):
+        raise ConfigError(
+            f"--cluster {args.cluster!r}: lowercase letters, digits, '.', '_' and '-' only "
+            "(it is part of index names)"
+        )
+    warnings: list[str] = []
+    inputs = _inputs(args.input, warnings)
+    client, host = es_client(settings)
+    _start_work(args.command, warnings)
+    index, count = load_documents(client, inputs, host, args.cluster)
     console.print(f"indexed {count:,} documents into {index} on {host}")
     return 0
 

@@ -1,9 +1,18 @@
 """Job settings: one YAML file, validated at start, failing with one line that says where.
 
-The shipped defaults (``l7analytics/defaults/config.yaml``) are loaded first and a user file is
-merged over them (mappings merge key by key, lists replace; ``restricted_url.extra_rules``
-appends to the default rules instead). Every tunable is declared once, here, with its type and
-range; a typo in a key is an error, not a silently ignored setting.
+The models below hold every default, so ``Settings()`` is the job that ships;
+``l7analytics/defaults/config.yaml`` is the same defaults written out with comments (what
+``l7analytics config`` prints; a test keeps the two equal). A user file is merged over the
+defaults (mappings merge key by key, lists replace; ``restricted_url.extra_rules`` appends to
+the default rules instead). Every tunable is declared once, here, with its type and range; a
+typo in a key is an error, not a silently ignored setting.
+
+Durations are :class:`Duration` values (a ``timedelta`` that prints as ``1h``, ``14d``); the
+Elasticsearch connection is :class:`EsConnectionConfig` (the fields of the adapter's
+``EsSettings``, secrets as ``SecretStr``), checked when the settings load. External rule lists
+(OWASP CRS data files) are not read here: :func:`l7analytics.adapters.crs.resolve_rule_lists`,
+called once right after :func:`load_settings`, puts them in the settings as
+:class:`RuleList` entries with their sha256, so detectors never touch a file.
 """
 
 from __future__ import annotations
@@ -12,27 +21,126 @@ import re
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from l7analytics.errors import ConfigError
-from l7analytics.windows import parse_duration
+from l7analytics.windows import duration_value, shown
 
 DEFAULT_CONFIG = "config.yaml"
+#: Elasticsearch time units (``keep_alive`` goes to the server as it is written).
+_ES_TIME = r"^[1-9][0-9]{0,8}(d|h|m|s|ms|micros|nanos)$"
+#: Calico cluster names end up in index names: lowercase, no spaces, wildcards or commas.
+_NAME = r"^[a-z0-9][a-z0-9._-]*$"
+#: Units a duration is written back in, largest first (weeks are read, never written: 14d
+#: stays 14d).
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Duration = str | int
+class Duration(timedelta):
+    """A duration of the settings: a ``timedelta`` that prints as the settings write it.
+
+    >>> Duration(hours=6), str(Duration(days=14)), f"{Duration(seconds=90)}"
+    (Duration(seconds=21600), '14d', '90s')
+    >>> Duration(hours=1) == timedelta(seconds=3600)
+    True
+    """
+
+    @classmethod
+    def of(cls, value: timedelta) -> Duration:
+        return cls(days=value.days, seconds=value.seconds, microseconds=value.microseconds)
+
+    def __str__(self) -> str:
+        return format_duration(self)
+
+    def __repr__(self) -> str:
+        return f"Duration(seconds={int(self.total_seconds())})"
 
 
-def _check_duration(value: Duration, info: Any) -> Duration:
-    parse_duration(value, name=info.field_name)
+def format_duration(value: timedelta) -> str:
+    """``value`` in the largest unit that divides it: ``1h``, ``90s``, ``14d``, ``0s``.
+
+    >>> format_duration(timedelta(minutes=90)), format_duration(timedelta(weeks=2))
+    ('90m', '14d')
+    """
+    seconds = int(value.total_seconds())
+    for unit, size in _UNITS:
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _duration_type(positive: bool) -> Any:
+    """A :class:`Duration` field: ``30s``, ``5m``, ``1h``, ``14d``, ``2w`` or whole seconds in
+    YAML, the same human form out of ``model_dump(mode="json")``; ``ValueError`` messages name
+    the problem, and the settings error adds the key, the file and the value."""
+
+    def validate(value: Any) -> Duration:
+        return Duration.of(duration_value(value, positive=positive))
+
+    return Annotated[
+        Duration,
+        PlainValidator(validate),
+        PlainSerializer(format_duration, return_type=str, when_used="json"),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": r"^\s*\d{1,15}\s*(s|m|h|d|w)\s*$"},
+                    {"type": "integer", "minimum": 1 if positive else 0},
+                ]
+            }
+        ),
+    ]
+
+
+#: A window or history of zero would divide by zero or read nothing, far from the key.
+PositiveDuration = _duration_type(positive=True)
+#: Zero is meaningful here (no delay, no warm-up); negative is not.
+NonNegativeDuration = _duration_type(positive=False)
+
+
+def _es_time(value: Any) -> Any:
+    """``keep_alive`` is sent to Elasticsearch as written: check it here, not at the server."""
+    if not isinstance(value, str) or not re.match(_ES_TIME, value):
+        raise ValueError("not an Elasticsearch time like 30s, 5m, 1h")
     return value
+
+
+class RuleList(_Strict):
+    """An external list of patterns (an OWASP CRS ``.data`` file) as it was read when the
+    settings loaded: detectors use ``entries`` and never open the file, and alerts record
+    ``name`` and ``sha256`` so two machines that read different lists can tell."""
+
+    #: The file's name (``restricted-files.data``).
+    name: str = Field(min_length=1)
+    #: Where it was read.
+    source: str
+    #: sha256 of the file's bytes (``sha256sum`` shows the same).
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    #: Its lines without comments and blanks, in file order.
+    entries: list[str] = []
+
+    @property
+    def ref(self) -> dict[str, str]:
+        """What alerts and run metadata record: the name and the hash."""
+        return {"name": self.name, "sha256": self.sha256}
 
 
 class RestrictedRule(_Strict):
@@ -66,13 +174,113 @@ class RestrictedRule(_Strict):
         return self
 
 
+#: The shipped restricted-path rules (``defaults/config.yaml`` shows them with comments).
+DEFAULT_RULES: tuple[RestrictedRule, ...] = (
+    RestrictedRule(
+        id="vcs-metadata",
+        description="version-control metadata (source code and history)",
+        glob=["*/.git", "*/.git/*", "*/.svn", "*/.svn/*", "*/.hg", "*/.hg/*", "*/.bzr/*",
+              "*/CVS/Root", "*/CVS/Entries", "*/.DS_Store"],
+        severity=70,
+        mitre_tactic="Reconnaissance",
+        mitre_ids=["T1595.003", "T1213"],
+        mitigations=["Do not ship VCS metadata in images; deny dot-paths at the ingress"],
+    ),
+    RestrictedRule(
+        id="secret-files",
+        description="credential and key files",
+        glob=["*/.env", "*/.env.*", "*/id_rsa", "*/id_rsa.pub", "*/id_dsa", "*/id_ecdsa",
+              "*/id_ed25519", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore",
+              "*/.aws/credentials", "*/.aws/config", "*/.docker/config.json", "*/.npmrc",
+              "*/.pypirc", "*/.netrc", "*/.htpasswd", "*/.htaccess", "*/.bash_history",
+              "*/wp-config.php*", "*/credentials.json", "*/secrets.yml", "*/secrets.yaml",
+              "*/config/master.key", "*/.kube/config", "*/kubeconfig", "*/web.config",
+              "*/etc/passwd", "*/etc/shadow", "*/proc/self/environ", "*/win.ini"],
+        severity=80,
+        mitre_tactic="Credential Access",
+        mitre_ids=["T1552.001"],
+        mitigations=["Rotate any credential that was served", "Deny dot-files at the ingress"],
+    ),
+    RestrictedRule(
+        id="dumps-and-backups",
+        description="database dumps and backup copies",
+        glob=["*.sql", "*.sql.gz", "*.sql.zip", "*.sql.bz2", "*.dump", "*.bak", "*.backup",
+              "*.old", "*.orig", "*.swp", "*~", "*/backup.tar*", "*/backup.zip", "*/dump.tar*",
+              "*/db.sqlite*", "*.sqlite3", "*.mdb", "*/database.yml"],
+        severity=70,
+        mitre_tactic="Collection",
+        mitre_ids=["T1595.003", "T1005"],
+        mitigations=["Keep dumps and backups out of served directories"],
+    ),
+    RestrictedRule(
+        id="spring-actuator",
+        description="Spring Boot actuator endpoints beyond health and info",
+        regex=["^/actuator/(?!(health|info|prometheus)(/|$))",
+               "^/(heapdump|jolokia|env|trace|dump|mappings|configprops)(/|$)"],
+        severity=70,
+        mitre_tactic="Discovery",
+        mitre_ids=["T1190", "T1082"],
+        mitigations=["Expose only health and info; put actuator on a management port"],
+    ),
+    RestrictedRule(
+        id="debug-endpoints",
+        description="runtime debug and profiling endpoints",
+        prefix=["/debug/pprof", "/debug/vars", "/debug/requests", "/debug/events", "/_debug",
+                "/server-status", "/server-info", "/phpinfo.php", "/info.php", "/elmah.axd",
+                "/trace.axd", "/__debug__", "/_profiler", "/telescope", "/graphiql"],
+        severity=65,
+        mitre_tactic="Discovery",
+        mitre_ids=["T1082"],
+        mitigations=["Disable debug handlers in production builds"],
+    ),
+    RestrictedRule(
+        id="admin-consoles",
+        description="administration consoles",
+        prefix=["/console", "/h2-console", "/jmx-console", "/web-console", "/manager/html",
+                "/host-manager", "/phpmyadmin", "/pma", "/adminer.php", "/wp-admin",
+                "/wp-login.php", "/solr/admin", "/_cat", "/_cluster", "/_nodes",
+                "/api/v1/namespaces", "/apis/apps"],
+        severity=70,
+        mitre_tactic="Initial Access",
+        mitre_ids=["T1190", "T1078"],
+        mitigations=["Do not route admin consoles through service traffic; require SSO"],
+    ),
+    RestrictedRule(
+        id="metrics-endpoints",
+        description="metrics endpoints read by something other than the monitoring stack",
+        prefix=["/metrics", "/actuator/prometheus", "/federate", "/stats/prometheus"],
+        severity=35,
+        allowed_callers=["monitoring/*", "*/prometheus*", "*/otel-collector*",
+                         "*/opentelemetry-collector*", "*/datadog-agent*", "*/grafana-agent*",
+                         "*/vmagent*", "*/victoria-metrics*", "kube-system/*", "calico-system/*"],
+        mitre_tactic="Discovery",
+        mitre_ids=["T1046"],
+        mitigations=["Restrict /metrics to the monitoring namespace with a NetworkPolicy"],
+    ),
+)  # fmt: skip
+
+#: Known scanner user agents (substrings, matched case-insensitively).
+DEFAULT_SCANNER_USER_AGENTS: tuple[str, ...] = (
+    "nikto", "sqlmap", "gobuster", "dirbuster", "dirb", "wfuzz", "ffuf", "feroxbuster",
+    "nuclei", "nmap", "masscan", "zgrab", "wpscan", "acunetix", "nessus", "openvas", "burp",
+    "arachni", "w3af", "skipfish", "whatweb", "httpx-toolkit", "jaeles",
+)  # fmt: skip
+
+#: ``auto`` (use the CRS file when installed), ``false`` (never), or a path to the file.
+CrsSetting = bool | Literal["auto"] | str
+
+
 class RestrictedUrlConfig(_Strict):
     enabled: bool = True
     success_severity_boost: int = Field(default=20, ge=0, le=100)
-    crs_restricted_files: bool | Literal["auto"] | str = "auto"
+    crs_restricted_files: CrsSetting = "auto"
     crs_severity: int = Field(default=60, ge=0, le=100)
-    rules: list[RestrictedRule] = []
+    rules: list[RestrictedRule] = Field(default_factory=lambda: list(DEFAULT_RULES))
     extra_rules: list[RestrictedRule] = []
+    #: ``crs_restricted_files`` as read right after the settings loaded (``None``: no list),
+    #: by :func:`l7analytics.adapters.crs.resolve_rule_lists`; the detector reads only this,
+    #: never the file.
+    crs_list: RuleList | None = None
 
     @property
     def all_rules(self) -> list[RestrictedRule]:
@@ -94,20 +302,26 @@ class UrlScanConfig(_Strict):
     min_distinct_error_templates: int = Field(default=20, ge=1)
     min_error_template_share: float = Field(default=0.5, ge=0, le=1)
     min_templates: int = Field(default=20, ge=1, description="minimum denominator of the share")
-    scanner_user_agents: list[str] = []
-    crs_scanner_user_agents: bool | Literal["auto"] | str = "auto"
+    scanner_user_agents: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SCANNER_USER_AGENTS)
+    )
+    crs_scanner_user_agents: CrsSetting = "auto"
     min_scanner_requests: int = Field(default=5, ge=1)
     severity: int = Field(default=60, ge=0, le=100)
     top_paths: int = Field(default=10, ge=1, le=100)
+    #: ``crs_scanner_user_agents`` as read right after the settings loaded (``None``: no
+    #: list), by :func:`l7analytics.adapters.crs.resolve_rule_lists`; read by the detector
+    #: instead of the file.
+    crs_list: RuleList | None = None
 
 
 class UnusualPairConfig(_Strict):
     enabled: bool = True
-    history: Duration = "14d"
+    history: PositiveDuration = Duration(days=14)
     min_support: int = Field(default=20, ge=1)
     min_support_first_seen: int = Field(default=3, ge=1)
     min_training_rows: int = Field(default=200, ge=10)
-    warmup: Duration = "1d"
+    warmup: NonNegativeDuration = Duration(days=1)
     n_estimators: int = Field(default=200, ge=10, le=5000)
     max_samples: int | Literal["auto"] = "auto"
     contamination: float | Literal["auto"] = "auto"
@@ -119,15 +333,14 @@ class UnusualPairConfig(_Strict):
     severity: int = Field(default=50, ge=0, le=100)
     top_features: int = Field(default=3, ge=1, le=12)
 
-    _durations = field_validator("history", "warmup")(_check_duration)
-
+    # Thin aliases of the typed fields, for callers written when durations were strings.
     @property
     def history_delta(self) -> timedelta:
-        return parse_duration(self.history, name="unusual_pair.history")
+        return self.history
 
     @property
     def warmup_delta(self) -> timedelta:
-        return parse_duration(self.warmup, name="unusual_pair.warmup")
+        return self.warmup
 
 
 class DetectorsConfig(_Strict):
@@ -151,20 +364,21 @@ class EsSourceConfig(_Strict):
     """Where and how L7 logs are read from Elasticsearch."""
 
     index: str = "tigera_secure_ee_l7.*"
-    cluster: str | None = None
+    cluster: str | None = Field(default=None, pattern=_NAME)
     single_index: bool = False
     slices: int = Field(default=2, ge=1, le=64)
     page_size: int = Field(default=5000, ge=100, le=10_000)
     keep_alive: str = "5m"
-    read_delay: Duration = "10m"
+    read_delay: NonNegativeDuration = Duration(minutes=10)
     method: Literal["auto", "pit", "scroll"] = "auto"
     verify_count: bool = True
 
-    _durations = field_validator("read_delay")(_check_duration)
+    _keep_alive = field_validator("keep_alive", mode="before")(_es_time)
 
     @property
     def read_delay_delta(self) -> timedelta:
-        return parse_duration(self.read_delay, name="elasticsearch.source.read_delay")
+        """Thin alias of ``read_delay``."""
+        return self.read_delay
 
 
 class EsAlertsConfig(_Strict):
@@ -173,50 +387,84 @@ class EsAlertsConfig(_Strict):
     index: str = Field(default="l7-anomaly-alerts", pattern=r"^[a-z0-9][a-z0-9._-]*$")
     calico_events: bool = False
     calico_events_index: str | None = None
-    cluster: str = "cluster"
+    cluster: str = Field(default="cluster", pattern=_NAME)
+
+
+class EsConnectionConfig(_Strict):
+    """Where Elasticsearch is and how to authenticate: the fields of
+    :class:`~l7analytics.adapters.elasticsearch.connection.EsSettings` (a test keeps them
+    equal), checked when the settings load. ``L7_ES_*`` environment variables win over them
+    when connecting (:func:`l7analytics.adapters.elasticsearch.factory.es_settings`)."""
+
+    hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
+    api_key: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        """``https://a:9200,https://b:9200`` (as ``L7_ES_HOSTS`` is written) is two hosts."""
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _urls(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not host.startswith(("http://", "https://")):
+                raise ValueError(f"{host!r} must start with http:// or https://")
+        return hosts
 
 
 class ElasticsearchConfig(_Strict):
-    #: Connection (hosts, auth, TLS); secrets belong in L7_ES_* environment variables.
-    connection: dict[str, Any] = {}
+    connection: EsConnectionConfig = EsConnectionConfig()
     source: EsSourceConfig = EsSourceConfig()
     alerts: EsAlertsConfig = EsAlertsConfig()
+
+
+#: What turns suppression off (besides a zero duration).
+_NO_SUPPRESSION = (None, 0, "0", "none")
 
 
 class Settings(_Strict):
     """Everything the job can be told. See ``defaults/config.yaml`` for the documented values."""
 
-    window: Duration = "1h"
-    suppression: Duration | None = "6h"
+    window: PositiveDuration = Duration(hours=1)
+    #: ``None``: one alert per window (``none`` or zero in YAML).
+    suppression: NonNegativeDuration | None = Duration(hours=6)
     detectors: DetectorsConfig = DetectorsConfig()
     allowlist: list[AllowlistEntry] = []
     elasticsearch: ElasticsearchConfig = ElasticsearchConfig()
 
-    _durations = field_validator("window")(_check_duration)
-
-    @field_validator("suppression")
+    @field_validator("suppression", mode="before")
     @classmethod
-    def _suppression(cls, value: Duration | None) -> Duration | None:
-        if value not in (None, 0, "0", "none"):
-            parse_duration(value, name="suppression")
-        return value
+    def _suppression(cls, value: Any) -> Any:
+        """``none`` (or zero) turns suppression off; anything else is a duration."""
+        if value in _NO_SUPPRESSION:
+            return None
+        return duration_value(value) or None
 
+    # Thin aliases of the typed fields, for callers written when durations were strings.
     @property
     def window_delta(self) -> timedelta:
-        return parse_duration(self.window, name="window")
+        return self.window
 
     @property
     def suppression_delta(self) -> timedelta | None:
-        if self.suppression in (None, 0, "0", "none"):
-            return None
-        return parse_duration(self.suppression, name="suppression")
+        return self.suppression
 
     @model_validator(mode="after")
     def _suppression_covers_window(self) -> Settings:
-        period = self.suppression_delta
-        if period and period.total_seconds() % self.window_delta.total_seconds():
+        period, window = self.suppression, self.window
+        if period and period.total_seconds() % window.total_seconds():
             raise ValueError("suppression must be a multiple of window")
-        if 86400 % self.window_delta.total_seconds() and self.window_delta < timedelta(days=1):
+        if 86400 % window.total_seconds() and window < timedelta(days=1):
             raise ValueError("window must divide a day (e.g. 5m, 15m, 1h, 6h)")
         return self
 
@@ -235,32 +483,59 @@ def _read_yaml(text: str, where: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise ConfigError(f"config error in {where}{at}: {problem}") from None
+        raise ConfigError(f"config error in {where}{_yaml_problem(exc)}") from None
+    except RecursionError:  # [[[[... a few thousand deep
+        raise ConfigError(f"config error in {where}: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config error in {where}: the top level must be a mapping")
     return data
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """`` line N: problem`` from a PyYAML error (scanner, parser, constructor or reader)."""
+    mark = getattr(exc, "problem_mark", None)
+    at = f" line {mark.line + 1}" if mark else ""
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character, at a char offset
+        return f": character {exc.position + 1} is #x{exc.character:04x}: {exc.reason}"
+    problem = getattr(exc, "problem", None) or "invalid YAML"
+    return f"{at}: {problem}"
+
+
+def _read_text(path: str | Path) -> str:
+    """The file as UTF-8 (a BOM is allowed), or one line naming the file and the problem."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config error: cannot read {path}: {exc.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"config error in {path} line {line}: not UTF-8 text "
+            f"(byte 0x{data[exc.start]:02x} at offset {exc.start}); save the file as UTF-8"
+        ) from None
+
+
 def default_config_text() -> str:
+    """The documented defaults (``l7analytics config``): ``Settings()`` written out with
+    comments."""
     return resources.files("l7analytics.defaults").joinpath(DEFAULT_CONFIG).read_text()
 
 
 def load_settings(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> Settings:
-    """Defaults, merged with the YAML file at ``path`` and then ``overrides``; validated."""
-    data = _read_yaml(default_config_text(), "built-in defaults")
+    """The YAML file at ``path``, then ``overrides``, merged over the defaults and validated.
+
+    The defaults are the models' own (``Settings()``); ``defaults/config.yaml`` documents
+    them and a test keeps it equal, so it is not read here. The external rule lists the
+    settings name are read next, by :func:`l7analytics.adapters.crs.resolve_rule_lists`."""
+    data: dict[str, Any] = {}
     where = "built-in defaults"
     if path is not None:
         where = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"config error: cannot read {path}: {exc.strerror}") from None
-        data = _merge(data, _read_yaml(text, where))
+        data = _merge(data, _read_yaml(_read_text(path), where))
     if overrides:
         data = _merge(data, overrides)
     try:
@@ -269,6 +544,8 @@ def load_settings(
         raise ConfigError(f"config error in {where}: {_first_error(exc)}") from None
     except ConfigError as exc:
         raise ConfigError(f"config error in {where}: {exc}") from None
+    except RecursionError:  # an alias that contains itself: a: &a [*a]
+        raise ConfigError(f"config error in {where}: nested too deeply") from None
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -277,5 +554,10 @@ def _first_error(exc: ValidationError) -> str:
     message = error["msg"].removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     got = error.get("input")
-    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-    return f"{loc}: {message}{shown}{more}"
+    hidden = isinstance(got, dict | list) or got is None or set(error["loc"]) & _SECRETS
+    value = "" if hidden else f" (got {shown(got)})"
+    return f"{loc}: {message}{value}{more}"
+
+
+#: Keys whose value an error never repeats (a mistyped secret is still a secret).
+_SECRETS = frozenset({"api_key", "password"})

@@ -11,15 +11,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from l7analytics.config import Settings, load_settings
+from l7analytics.config import Settings
 from l7analytics.windows import Window, iso
 
 HOUR = timedelta(hours=1)
 
 
 def settings_for(config_path: str | None) -> Settings:
-    """The job settings (defaults merged with the file); raises ConfigError in one line."""
-    return load_settings(config_path or None)
+    """The job settings (defaults merged with the file, external rule lists read); raises
+    ConfigError in one line."""
+    from l7analytics.adapters.crs import load_job_settings
+
+    return load_job_settings(config_path or None)
 
 
 def plan_extraction(start: str, end: str, config_path: str | None) -> list[dict[str, str]]:
@@ -98,6 +101,7 @@ def score_window(
         "records": result.records,
         "alerts": len(result.alerts),
         "alert_ids": sorted(a.id for a in result.alerts),
+        "missing_hours": result.missing_hours,
         "written": result.written,
         "outcomes": {
             d: {"status": o.status, "alerts": o.alerts, "model": o.model_version}

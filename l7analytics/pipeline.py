@@ -7,6 +7,7 @@ the same code, and re-running a window gives the same partitions and the same al
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -24,12 +25,12 @@ from l7analytics.arrowutil import rows_in_window
 from l7analytics.config import Settings
 from l7analytics.detectors import DetectionContext, Detector, UnusualPairDetector, build_detectors
 from l7analytics.detectors.unusual_pair import HISTORY, combine_history
-from l7analytics.errors import ConfigError, L7AnalyticsError, ModelError
+from l7analytics.errors import ConfigError, L7AnalyticsError, LakeError, ModelError
 from l7analytics.normalize import NormalizedBatch, normalize_table
 from l7analytics.ports import AlertSink, Lake, LogSource, ModelStore, Quarantine, RawBatch
 from l7analytics.prefetch import prefetch
 from l7analytics.schema import L7_SCHEMA
-from l7analytics.windows import Window, iso
+from l7analytics.windows import Window, floor_time, iso
 
 #: Summaries the lake keeps per partition (so history reads are cheap).
 LAKE_SUMMARIES = {"pairs": HISTORY}
@@ -110,10 +111,14 @@ def extract(
                 progress(raw.table.num_rows + len(raw.unparsable))
             yield table
 
-    with lake.writer(window, source.description, LAKE_SUMMARIES, run_mode) as writer:
-        writer.write(records())
-        quarantine.close()
-        result.partitions = writer.commit(source.manifest())
+    try:
+        with lake.writer(window, source.description, LAKE_SUMMARIES, run_mode) as writer:
+            writer.write(records())
+            result.partitions = writer.commit(source.manifest())
+    except BaseException:
+        quarantine.discard()  # the window's data did not land: nor do its rejects
+        raise
+    quarantine.close()
     result.seconds = time.perf_counter() - started
     return result
 
@@ -230,10 +235,18 @@ class ScoreResult:
     outcomes: dict[str, DetectorOutcome] = field(default_factory=dict)
     written: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Hours of the window the lake has no partition for (not scored), ISO 8601 starts.
+    missing_hours: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[str]:
         return [d for d, o in self.outcomes.items() if o.status == "failed"]
+
+
+def _hours_in(window: Window) -> int:
+    """How many hour partitions ``window`` overlaps."""
+    hour = timedelta(hours=1)
+    return math.ceil((window.end - floor_time(window.start, hour)) / hour)
 
 
 def score(
@@ -247,14 +260,27 @@ def score(
     detectors: Sequence[Detector] | None = None,
     progress: Progress | None = None,
 ) -> ScoreResult:
-    """Run the detectors over ``window`` of the lake and write the alerts to every sink."""
+    """Run the detectors over ``window`` of the lake and write the alerts to every sink.
+
+    An interrupted commit is recovered first. A window the lake holds no partition of at all
+    (a wrong ``--lake``, nothing extracted yet) is an error and no sink is touched: empty
+    alerts would read as "nothing happened". Hours missing from a partly present window are
+    scored without and listed in ``missing_hours``.
+    """
     started = time.perf_counter()
     if not window.is_aligned(settings.window_delta):
         raise ConfigError(
             f"score window {window} must start and end on multiples of window={settings.window}"
         )
+    lake.recover()
+    missing = lake.missing_hours(window)
+    if missing and len(missing) == _hours_in(window):
+        raise LakeError(
+            f"lake {lake}: no partition for any hour of {window}; nothing was extracted "
+            "there (check --lake, or run extract first); no alerts written"
+        )
     detectors = list(detectors) if detectors is not None else build_detectors(settings)
-    result = ScoreResult(window)
+    result = ScoreResult(window, missing_hours=[iso(h) for h in missing])
     summary = summarize_window(lake, window, detectors, settings, progress)
     result.records = summary.rows
     unlogged = lake.read_table(window, dataset="unlogged")

@@ -65,7 +65,11 @@ class Quarantine(Protocol):
 
     def add(self, origin: str, reason: str, raw: str) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Publish what was quarantined (the run's data landed)."""
+
+    def discard(self) -> None:
+        """Drop it (the run failed: its data never landed)."""
 
 
 class ModelStore(Protocol):
@@ -116,3 +120,8 @@ class Lake(Protocol):
     ) -> pa.Table: ...
 
     def summaries(self, window: Window, name: str) -> list[pa.Table]: ...
+
+    def recover(self) -> None:
+        """Finish or undo what an interrupted commit left (see ``adapters.lake``)."""
+
+    def missing_hours(self, window: Window) -> list: ...

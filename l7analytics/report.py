@@ -100,6 +100,14 @@ def score_summary(result: Any, sinks: Sequence[str]) -> Table:
         f"({rate:,.0f} records/s); {len(result.alerts)} alerts -> "
         + (", ".join(sinks) or "no sink")
     )
+    # Hours never extracted (or lost) were not scored: say so, or the run reads as complete.
+    missing = list(getattr(result, "missing_hours", []))
+    if missing:
+        shown = ", ".join(missing if len(missing) <= 6 else [*missing[:3], "...", missing[-1]])
+        table.caption += (
+            f"\nwarning: no partition for {len(missing)} hour(s) of the window, not scored "
+            f"(not extracted?): {shown}"
+        )
     return table
 
 

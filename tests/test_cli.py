@@ -26,6 +26,22 @@ def test_help_explains_the_commands(capsys):
     assert "ISO 8601" in out
 
 
+@pytest.mark.parametrize(
+    "command", ["generate", "extract", "train", "score", "run", "evaluate", "demo", "load-es"]
+)
+def test_help_of_each_command_explains_it_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    description = out.split("\n\n")[1]
+    assert len(description.split()) >= 12, description  # sentences, not a title
+    assert f"l7analytics {command} --" in out or f"l7analytics {command}\n" in out  # an example
+    for line in out.splitlines():
+        if line.lstrip().startswith("--") and "--help" not in line:
+            assert len(line.split()) > 1, f"{command}: {line} has no help"
+
+
 SCORE = ["score", "--lake", "x"]
 
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 from conftest import T0, calico_doc, make_records
+from duckdb_process import DuckDBProcess
 
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.errors import LakeError
@@ -265,11 +266,10 @@ def test_readable_by_pyarrow_dataset(filled):
 
 
 def test_readable_by_duckdb(filled):
-    import duckdb
-
-    rows = duckdb.sql(
-        f"SELECT CAST(hour AS INTEGER) AS h, sum(count) AS requests, count(*) AS n "
-        f"FROM read_parquet('{filled}/l7/**/*.parquet', hive_partitioning=true) "
-        f"GROUP BY ALL ORDER BY h"
-    ).fetchall()
+    with DuckDBProcess() as duckdb:  # never loaded here: see duckdb_process
+        rows = duckdb.sql(
+            f"SELECT CAST(hour AS INTEGER) AS h, sum(count) AS requests, count(*) AS n "
+            f"FROM read_parquet('{filled}/l7/**/*.parquet', hive_partitioning=true) "
+            f"GROUP BY ALL ORDER BY h"
+        )
     assert rows == [(5, 10, 2), (6, 4, 1)]

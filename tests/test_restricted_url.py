@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import T0, make_records
 
-from l7analytics.config import RestrictedRule, load_settings
+from l7analytics.adapters.crs import load_job_settings
+from l7analytics.config import RestrictedRule, RestrictedUrlConfig, load_settings
 from l7analytics.detectors.base import DetectionContext
 from l7analytics.detectors.restricted_url import RestrictedUrlDetector
+from l7analytics.errors import ConfigError
 from l7analytics.windows import Window
 
 BUCKET = timedelta(hours=1)
@@ -29,9 +32,8 @@ PUB_TO_FRONTEND = {
 
 
 def config(**changes):
-    """The shipped rules, without OWASP CRS (the result must not depend on the machine)."""
-    base = load_settings().detectors.restricted_url
-    return base.model_copy(update={"crs_restricted_files": False, **changes})
+    """The shipped rules, without OWASP CRS (the model's defaults: no file is read)."""
+    return RestrictedUrlConfig(crs_restricted_files=False).model_copy(update=changes)
 
 
 @pytest.fixture(scope="module")
@@ -291,17 +293,81 @@ def test_combined_partials_give_the_same_alerts(detector):
     assert [a.to_event() for a in whole] == [a.to_event() for a in combined]
 
 
-def test_owasp_crs_restricted_files_list_is_loaded_from_a_path(tmp_path):
+# -- OWASP CRS restricted-files.data: read when the settings load, named in alerts -------------
+
+CRS_TEXT = "# OWASP CRS restricted files\n.ds_store\n/.idea/\nweb.config\n"
+
+
+def crs_settings(tmp_path, text=CRS_TEXT):
     crs = tmp_path / "restricted-files.data"
-    crs.write_text("# OWASP CRS restricted files\n.ds_store\n/.idea/\nweb.config\n")
-    detector = RestrictedUrlDetector(config(crs_restricted_files=str(crs), rules=[]))
+    crs.write_text(text)
+    path = tmp_path / "l7.yaml"
+    path.write_text(
+        f"detectors:\n  restricted_url:\n    crs_restricted_files: {crs}\n    rules: []\n"
+    )
+    return load_job_settings(path).detectors.restricted_url, crs
+
+
+def test_the_detector_ships_the_default_rules():
+    ids = [r.id for r in RestrictedUrlDetector().rules]
+    assert ids == [r.id for r in load_settings().detectors.restricted_url.rules]
+    assert "vcs-metadata" in ids
+
+
+def test_owasp_crs_restricted_files_list_is_loaded_from_a_path(tmp_path):
+    settings, crs = crs_settings(tmp_path)
+    assert settings.crs_list.entries == [".ds_store", "/.idea/", "web.config"]
+    detector = RestrictedUrlDetector(settings)
     assert detector.match_path("/static/WEB.CONFIG")[1] == "crs-restricted-files"
     assert detector.match_path("/%2Eidea/workspace.xml")[1] == "crs-restricted-files"
     assert detector.match_path("/static/app.js")[1] == ""
+    ref = {"name": "restricted-files.data", "sha256": hashlib.sha256(crs.read_bytes()).hexdigest()}
+    assert detector.rule_lists == [ref]
+
+
+def test_crs_alerts_name_the_list_and_its_hash(tmp_path):
+    settings, crs = crs_settings(tmp_path)
+    detector = RestrictedUrlDetector(settings.model_copy(update={"rules": config().rules}))
+    alerts = run(detector, [request("/static/web.config"), request("/.git/config")])
+    by_rule = {a.record["rule_id"]: a for a in alerts}
+    sha256 = hashlib.sha256(crs.read_bytes()).hexdigest()
+    assert by_rule["crs-restricted-files"].record["rule_lists"] == [
+        {"name": "restricted-files.data", "sha256": sha256}
+    ]
+    assert "rule_lists" not in by_rule["vcs-metadata"].record  # the shipped rules: no list
+
+
+def test_the_detector_reads_the_settings_not_the_file(tmp_path):
+    """The list is what the settings hold: changing the file after loading changes nothing."""
+    settings, crs = crs_settings(tmp_path)
+    crs.write_text("secret.txt\n")
+    detector = RestrictedUrlDetector(settings)
+    assert detector.match_path("/web.config")[1] == "crs-restricted-files"
+    assert detector.match_path("/secret.txt")[1] == ""
+
+
+def test_an_empty_crs_list_adds_no_rule(tmp_path):
+    settings, _ = crs_settings(tmp_path, "# only comments\n\n")
+    detector = RestrictedUrlDetector(settings)
+    assert detector.rules == []
+    assert detector.rule_lists[0]["name"] == "restricted-files.data"
+
+
+def test_a_crs_setting_alone_reads_nothing(tmp_path):
+    """A config built in code has no list until resolve_rule_lists reads it."""
+    detector = RestrictedUrlDetector(config(crs_restricted_files=str(tmp_path / "x.data")))
+    assert "crs-restricted-files" not in [r.id for r in detector.rules]
+    assert detector.rule_lists == []
 
 
 def test_missing_crs_file_given_by_path_is_a_config_error(tmp_path):
-    from l7analytics.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="CRS data file not found"):
-        RestrictedUrlDetector(config(crs_restricted_files=str(tmp_path / "nope.data")))
+    path = tmp_path / "l7.yaml"
+    path.write_text(f"detectors:\n  restricted_url:\n    crs_restricted_files: {tmp_path}/nope\n")
+    with pytest.raises(ConfigError) as info:
+        load_job_settings(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"config error in {path}: detectors.restricted_url.crs_restricted_files: no such file: "
+    )
+    assert f"{tmp_path}/nope" in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import string
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,8 @@ import pyarrow as pa
 import pytest
 from conftest import T0, calico_doc, make_records
 
-from l7analytics.config import load_settings
+from l7analytics.adapters.crs import load_job_settings
+from l7analytics.config import UrlScanConfig
 from l7analytics.detectors.base import DetectionContext
 from l7analytics.detectors.url_scan import UrlScanDetector
 from l7analytics.normalize import normalize_table
@@ -34,9 +36,8 @@ BENIGN = [f"page-{a}{b}" for a in string.ascii_lowercase for b in string.ascii_l
 
 
 def config(**changes):
-    """Shipped thresholds, without OWASP CRS user agents (independent of the machine)."""
-    base = load_settings().detectors.url_scan
-    return base.model_copy(update={"crs_scanner_user_agents": False, **changes})
+    """Shipped thresholds, without OWASP CRS user agents (the model's defaults: no file read)."""
+    return UrlScanConfig(crs_scanner_user_agents=False).model_copy(update=changes)
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +278,59 @@ def test_min_templates_keeps_one_missing_file_from_being_a_full_share():
     det = UrlScanDetector(config(min_distinct_error_templates=1, min_templates=1))
     (alert,) = run(det, rows(["/favicon.ico"], "404", 500))
     assert alert.record["score"] == 1.0
+
+
+# -- the shipped detector, and OWASP CRS scanners-user-agents.data -----------------------------
+
+#: The 23 scanner user agents the defaults ship (defaults/config.yaml).
+SHIPPED_AGENTS = {
+    "nikto", "sqlmap", "gobuster", "dirbuster", "dirb", "wfuzz", "ffuf", "feroxbuster", "nuclei",
+    "nmap", "masscan", "zgrab", "wpscan", "acunetix", "nessus", "openvas", "burp", "arachni",
+    "w3af", "skipfish", "whatweb", "httpx-toolkit", "jaeles",
+}  # fmt: skip
+
+
+def test_the_default_detector_carries_the_shipped_user_agents():
+    detector = UrlScanDetector(UrlScanConfig())
+    assert set(detector._agents) == SHIPPED_AGENTS
+    assert len(SHIPPED_AGENTS) == 23
+    assert UrlScanDetector().scanner_agent("Nikto/2.5.0") == "nikto"
+    assert detector.rule_lists == []
+
+
+def crs_settings(tmp_path):
+    crs = tmp_path / "scanners-user-agents.data"
+    crs.write_text("# OWASP CRS scanner user agents\nFooScan\nbarprobe/\n")
+    path = tmp_path / "l7.yaml"
+    path.write_text(f"detectors:\n  url_scan:\n    crs_scanner_user_agents: {crs}\n")
+    return load_job_settings(path).detectors.url_scan, crs
+
+
+def test_crs_user_agents_come_from_the_settings(tmp_path):
+    settings, crs = crs_settings(tmp_path)
+    detector = UrlScanDetector(settings)
+    assert detector.scanner_agent("FooScan/1.0") == "fooscan"
+    assert detector.scanner_agent("sqlmap/1.7") == "sqlmap"  # the shipped ones stay
+    crs.write_text("other\n")  # read once, when the settings loaded
+    assert UrlScanDetector(settings).scanner_agent("FooScan/1.0") == "fooscan"
+
+
+def test_alerts_name_the_crs_list_and_its_hash(tmp_path):
+    settings, crs = crs_settings(tmp_path)
+    detector = UrlScanDetector(settings)
+    (alert,) = run(detector, benign(1, count=5, user_agent="barprobe/2"))
+    assert alert.record["scanner_user_agents"] == ["barprobe/"]
+    sha256 = hashlib.sha256(crs.read_bytes()).hexdigest()
+    assert alert.record["rule_lists"] == [{"name": "scanners-user-agents.data", "sha256": sha256}]
+    # Without a list the record is as before.
+    (plain,) = run(UrlScanDetector(config()), benign(1, count=5, user_agent="nikto"))
+    assert "rule_lists" not in plain.record
+
+
+def test_missing_crs_user_agents_file_is_a_config_error(tmp_path):
+    from l7analytics.errors import ConfigError
+
+    path = tmp_path / "l7.yaml"
+    path.write_text(f"detectors:\n  url_scan:\n    crs_scanner_user_agents: {tmp_path}/no.data\n")
+    with pytest.raises(ConfigError, match=r"detectors\.url_scan\.crs_scanner_user_agents: no such"):
+        load_job_settings(path)

@@ -5,7 +5,8 @@ Rules match the *normalized* path (:func:`l7analytics.urls.normalize_path`), so
 match, and a request answered 2xx (the file was served) is more severe than a denied one
 (Wazuh's 31106 idea). Rules can be scoped to destination namespaces and services, restricted to
 methods, and allow named callers (the monitoring stack may read ``/metrics``). OWASP CRS's
-``restricted-files.data`` is loaded as an extra rule when it is installed.
+``restricted-files.data``, read when the settings load (``config.crs_list``), is one more rule,
+and its alerts name the list and its sha256 (``record.rule_lists``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,27 +34,8 @@ from l7analytics.detectors.base import (
 )
 from l7analytics.urls import normalize_path
 
-#: Where Debian's ``modsecurity-crs`` package puts CRS data files.
-CRS_DATA_DIRS = (Path("/usr/share/modsecurity-crs/rules"), Path("/etc/modsecurity/crs/rules"))
-
-
-def load_crs_list(setting: bool | str, filename: str) -> list[str]:
-    """Entries of a CRS ``.data`` file: ``auto`` looks in the usual places, a string is a path."""
-    if setting is False or setting == "false":
-        return []
-    if setting in (True, "auto"):
-        candidates = [d / filename for d in CRS_DATA_DIRS]
-    else:
-        candidates = [Path(str(setting))]
-    for path in candidates:
-        if path.is_file():
-            lines = path.read_text(errors="replace").splitlines()
-            return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
-    if setting not in (True, "auto"):
-        from l7analytics.errors import ConfigError
-
-        raise ConfigError(f"CRS data file not found: {setting}")
-    return []
+#: The rule made of OWASP CRS's ``restricted-files.data``.
+CRS_RULE_ID = "crs-restricted-files"
 
 
 def _rule_regex(rule: RestrictedRule) -> re.Pattern[str]:
@@ -103,17 +84,22 @@ class RestrictedUrlDetector(Detector):
     def __init__(self, config: RestrictedUrlConfig | None = None) -> None:
         self.config = config or RestrictedUrlConfig()
         rules = list(self.config.all_rules)
-        crs = load_crs_list(self.config.crs_restricted_files, "restricted-files.data")
-        if crs:
+        crs = self.config.crs_list  # read when the settings loaded: no file is opened here
+        #: Name and sha256 of the external lists the rules were built from.
+        self.rule_lists: list[dict[str, str]] = [crs.ref] if crs is not None else []
+        #: Rule id -> the lists it came from, recorded in its alerts.
+        self._rule_lists: dict[str, list[dict[str, str]]] = {}
+        if crs is not None and crs.entries:
             rules.append(
                 RestrictedRule(
-                    id="crs-restricted-files",
+                    id=CRS_RULE_ID,
                     description="a file OWASP CRS lists as restricted",
-                    contains=crs,
+                    contains=list(crs.entries),
                     severity=self.config.crs_severity,
                     mitre_ids=["T1595.003"],
                 )
             )
+            self._rule_lists[CRS_RULE_ID] = [crs.ref]
         self._rules = [_CompiledRule(r, _rule_regex(r)) for r in rules]
         # One pass with every rule's pattern first: most paths match none of them.
         self._any = (
@@ -286,6 +272,7 @@ class RestrictedUrlDetector(Detector):
                     "rule_description": rule.description,
                     "methods": sorted({m for m in group["method"].dropna()}),
                     "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
+                    **({"rule_lists": lists} if (lists := self._rule_lists.get(rule.id)) else {}),
                 },
             ),
         )

@@ -346,7 +346,7 @@ class UnusualPairDetector(Detector):
                     "score_threshold": threshold,
                     "min_support": c.min_support,
                     "deviation_threshold": c.deviation_threshold,
-                    "history": c.history,
+                    "history": str(c.history),
                 },
                 score=decision,
                 score_meaning="IsolationForest decision_function of the most unusual route; "

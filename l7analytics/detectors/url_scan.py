@@ -6,7 +6,9 @@ destinations touched, and known scanner user agents when Calico logs them. The s
 over *routes*, not requests: every internet client is the one caller ``pub``, and a wordlist
 scan mixed into busy legitimate traffic hardly moves the request error rate, but it multiplies
 the routes that only ever failed. Path templates (not raw paths) keep a shop's thousands of
-product ids from looking like a scan.
+product ids from looking like a scan. OWASP CRS's ``scanners-user-agents.data``, read when the
+settings load (``config.crs_list``), adds to the known agents; alerts then name it and its
+sha256 (``record.rule_lists``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from l7analytics.detectors.base import (
     ordered_frame,
     text_or_none,
 )
-from l7analytics.detectors.restricted_url import load_crs_list
 
 
 class UrlScanDetector(Detector):
@@ -55,11 +56,11 @@ class UrlScanDetector(Detector):
 
     def __init__(self, config: UrlScanConfig | None = None) -> None:
         self.config = config or UrlScanConfig()
+        crs = self.config.crs_list  # read when the settings loaded: no file is opened here
         agents = [a.lower() for a in self.config.scanner_user_agents]
-        agents += [
-            a.lower()
-            for a in load_crs_list(self.config.crs_scanner_user_agents, "scanners-user-agents.data")
-        ]
+        agents += [a.lower() for a in crs.entries] if crs is not None else []
+        #: Name and sha256 of the external lists the agents came from.
+        self.rule_lists: list[dict[str, str]] = [crs.ref] if crs is not None else []
         self._agents = sorted(set(agents))
         self._agent_cache: dict[str | None, str | None] = {}
         self._errors = pa.array(self.config.error_statuses, pa.int16())
@@ -215,6 +216,7 @@ class UrlScanDetector(Detector):
                     "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
                     "scanner_user_agents": agents,
                     "unlogged_requests_on_hosts": lost,
+                    **({"rule_lists": self.rule_lists} if self.rule_lists else {}),
                 },
             ),
         )

@@ -12,7 +12,11 @@ from l7analytics.config import Settings
 
 
 def es_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> EsSettings:
-    return EsSettings.load(settings.elasticsearch.connection, environ)
+    """The one conversion from the settings' ``elasticsearch.connection`` (checked when the
+    settings loaded; the same fields) to the adapter's :class:`EsSettings`, with ``L7_ES_*``
+    environment variables over it: the environment wins, and is read here, when connecting."""
+    connection = settings.elasticsearch.connection
+    return EsSettings.load(connection.model_dump(exclude_unset=True), environ)
 
 
 def es_client(settings: Settings, environ: Mapping[str, str] | None = None) -> tuple[Any, str]:
@@ -35,7 +39,7 @@ def es_source(settings: Settings, client: Any, host: str, *, wait: bool = True) 
         slices=config.slices,
         page_size=config.page_size,
         keep_alive=config.keep_alive,
-        read_delay=config.read_delay_delta,
+        read_delay=config.read_delay,
         method=config.method,
         verify_count=config.verify_count,
         wait_for_data=wait,

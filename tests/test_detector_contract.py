@@ -1,0 +1,127 @@
+"""One conformance test for every registered detector (as scikit-learn's estimator checks).
+
+Each detector in ``REGISTRY``, built from the shipped settings, is run on generated traffic
+with incidents (two days to learn from, the third scored) and must:
+
+- give the same alerts whatever the order and grouping its partial aggregates are combined in;
+- be deterministic: two fresh instances give identical alerts;
+- accept an empty window (no records) and return no alerts;
+- keep what it learns only in attributes ending in ``_`` (a learning detector's ``fit``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+
+import pyarrow as pa
+import pytest
+
+from l7analytics.adapters.files import NdjsonQuarantine
+from l7analytics.adapters.lake import ParquetLake
+from l7analytics.adapters.ndjson_source import NdjsonSource
+from l7analytics.config import Settings
+from l7analytics.detectors import REGISTRY, DetectionContext, Detector
+from l7analytics.pipeline import extract, read_history
+from l7analytics.synth import write_dataset
+from l7analytics.windows import Window
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+TRAINING = Window(START, START + 2 * DAY)
+SCORED = Window(START + 2 * DAY, START + 3 * DAY)
+SETTINGS = Settings()
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory) -> ParquetLake:
+    folder = tmp_path_factory.mktemp("contract")
+    logs = folder / "logs.ndjson.gz"
+    write_dataset(logs, START, 3, seed=5, scale=0.25)
+    lake = ParquetLake(folder / "lake")
+    extract(NdjsonSource([logs]), lake, None, NdjsonQuarantine(folder / "quarantine.ndjson"))
+    return lake
+
+
+def build(detector_id: str) -> Detector:
+    cls = REGISTRY[detector_id]
+    return cls(getattr(SETTINGS.detectors, detector_id.removeprefix("l7.")))
+
+
+def partials(detector: Detector, lake: ParquetLake, window: Window) -> list[pa.Table]:
+    """One partial aggregate per small batch of the window's records."""
+    return [
+        detector.summarize(pa.Table.from_batches([batch]), SETTINGS.window)
+        for batch in lake.read(window, detector.columns, batch_size=20_000)
+    ]
+
+
+def context(detector: Detector, lake: ParquetLake, window: Window, **kwargs) -> DetectionContext:
+    ctx = DetectionContext(window=window, bucket=SETTINGS.window, **kwargs)
+    history = getattr(getattr(detector, "config", None), "history", None)
+    if history is not None:
+        ctx.history = read_history(lake, window, history)
+    return ctx
+
+
+def learns(detector: Detector) -> bool:
+    return callable(getattr(detector, "fit", None))
+
+
+def fitted(detector_id: str, lake: ParquetLake) -> Detector:
+    detector = build(detector_id)
+    if learns(detector):
+        summary = detector.combine(partials(detector, lake, TRAINING))
+        detector.fit(summary, context(detector, lake, TRAINING, run_mode="training"))
+    return detector
+
+
+def alerts(detector: Detector, summary: pa.Table, lake: ParquetLake) -> list[dict]:
+    ctx = context(detector, lake, SCORED)
+    if learns(detector):
+        ctx.model = detector.model_
+    return [a.to_event() for a in detector.detect(summary, ctx)]
+
+
+@pytest.mark.parametrize("detector_id", list(REGISTRY))
+def test_partials_combine_in_any_order_to_the_same_alerts(detector_id, lake):
+    detector = fitted(detector_id, lake)
+    parts = partials(detector, lake, SCORED)
+    assert len(parts) > 3
+    at_once = alerts(detector, detector.combine(parts), lake)
+    reversed_order = alerts(detector, detector.combine(parts[::-1]), lake)
+    pairwise = alerts(detector, reduce(lambda a, b: detector.combine([a, b]), parts), lake)
+    assert at_once, f"{detector_id} found nothing on a day with incidents"
+    assert reversed_order == at_once
+    assert pairwise == at_once
+
+
+@pytest.mark.parametrize("detector_id", list(REGISTRY))
+def test_two_fresh_instances_give_identical_alerts(detector_id, lake):
+    first, second = fitted(detector_id, lake), fitted(detector_id, lake)
+    summary = first.combine(partials(first, lake, SCORED))
+    assert alerts(first, summary, lake) == alerts(second, summary, lake)
+
+
+@pytest.mark.parametrize("detector_id", list(REGISTRY))
+def test_an_empty_window_gives_no_alerts(detector_id, lake):
+    detector = fitted(detector_id, lake)
+    empty = lake.read_table(Window(START - DAY, START), columns=list(detector.columns))
+    assert empty.num_rows == 0
+    summary = detector.combine([detector.summarize(empty, SETTINGS.window)])
+    assert alerts(detector, summary, lake) == []
+
+
+@pytest.mark.parametrize("detector_id", list(REGISTRY))
+def test_learnt_state_lives_only_in_attributes_ending_in_underscore(detector_id, lake):
+    detector = build(detector_id)
+    before = {k: v for k, v in vars(detector).items()}
+    if not learns(detector):
+        assert not [k for k in before if k.endswith("_") and not k.startswith("_")]
+        return
+    detector.fit(
+        detector.combine(partials(detector, lake, TRAINING)),
+        context(detector, lake, TRAINING, run_mode="training"),
+    )
+    changed = {k for k, v in vars(detector).items() if k not in before or before[k] is not v}
+    assert changed and all(k.endswith("_") for k in changed), changed
