@@ -9,7 +9,7 @@ import pytest
 from calico_index import delete_indices
 
 from l7analytics.adapters.elasticsearch.sinks import CalicoEventsSink, EsAlertSink
-from l7analytics.alerts import EVENT_FIELDS, Alert, suppress
+from l7analytics.alerts import EVENT_FIELDS, Alert, Finding, suppress
 from l7analytics.errors import SinkError
 
 pytestmark = pytest.mark.es
@@ -25,8 +25,12 @@ def alert(entity: str = "-/pub", start: datetime = T, severity: int = 60) -> Ale
         severity=severity, name="URL scan", description=f"{entity} probed 120 routes.",
         source_namespace="-", source_name_aggr="pub", dest_service_name="frontend",
         mitre_tactic="Reconnaissance", mitre_ids=["T1595.003"],
-        record={"caller": entity, "paths": ["/admin", "/.git/config"],
-                "observed": {"requests": 300, "error_share": 0.9}, "score": 0.93},
+        finding=Finding(
+            detector_version="1", run_mode="scheduled", caller=entity, dest=None,
+            paths=["/admin", "/.git/config"], path_details=[],
+            observed={"requests": 300, "error_share": 0.9}, thresholds={}, score=0.93,
+            score_meaning="share of routes that only failed",
+        ),
     )  # fmt: skip
 
 
