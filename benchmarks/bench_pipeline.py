@@ -280,7 +280,7 @@ def stage_train(case: Case) -> dict[str, Any]:
     overrides = {"detectors": {"unusual_pair": {"warmup": case.train_warmup}}}
     settings = load_job_settings(overrides=overrides if case.train_warmup else None)
     with Stopwatch() as watch:
-        result = train(lake, window, settings, LakeModelStore(lake))
+        (result,) = train(lake, window, settings, LakeModelStore(lake))
     return {
         "items": sum(m["rows"] for m in lake.manifests(window)),
         **watch.figures(),

@@ -606,11 +606,14 @@ def _train(lake: Any, window: Window, settings: Any) -> None:
     from l7analytics.report import console, progress_bar
 
     with progress_bar("training", None) as advance:
-        result = train(lake, window, settings, LakeModelStore(lake), advance)
-    console.print(
-        f"trained {result.detector} model {result.version} on {window}: "
-        f"{result.rows:,} (pair, window) rows in {result.seconds:.1f} s -> {result.path}"
-    )
+        results = train(lake, window, settings, LakeModelStore(lake), advance)
+    for result in results:
+        console.print(
+            f"trained {result.detector} model {result.version} on {window}: "
+            f"{result.rows:,} rows in {result.seconds:.1f} s -> {result.path}"
+        )
+    if not results:
+        console.print("no enabled detector learns: nothing to train")
 
 
 def _score(lake: Any, settings: Any, window: Window, sinks: list[Any], run_mode: str) -> Any:

@@ -112,19 +112,19 @@ def score_window(
 
 
 def train_model(start: str, end: str, *, config_path: str | None, lake: str) -> dict[str, Any]:
-    """Fit the unusual-pair model on ``[start, end)`` of the lake; a new version is saved."""
+    """Fit every learning detector on ``[start, end)`` of the lake; new versions are saved."""
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.adapters.model_store import LakeModelStore
     from l7analytics.pipeline import train
 
     parquet = ParquetLake(lake)
-    result = train(
+    results = train(
         parquet, Window.parse(start, end), settings_for(config_path), LakeModelStore(parquet)
     )
     return {
-        "detector": result.detector,
-        "version": result.version,
-        "rows": result.rows,
         "training_window": [start, end],
-        "path": result.path,
+        "models": [
+            {"detector": r.detector, "version": r.version, "rows": r.rows, "path": r.path}
+            for r in results
+        ],
     }

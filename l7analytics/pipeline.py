@@ -23,7 +23,7 @@ from l7analytics.allowlist import COLUMNS as ALLOWLIST_COLUMNS
 from l7analytics.allowlist import remove_allowlisted
 from l7analytics.arrowutil import rows_in_window
 from l7analytics.config import Settings
-from l7analytics.detectors import DetectionContext, Detector, UnusualPairDetector, build_detectors
+from l7analytics.detectors import DetectionContext, Detector, build_detectors
 from l7analytics.detectors.unusual_pair import HISTORY, combine_history
 from l7analytics.errors import ConfigError, L7AnalyticsError, LakeError, ModelError
 from l7analytics.normalize import NormalizedBatch, normalize_table
@@ -191,28 +191,25 @@ def train(
     settings: Settings,
     store: ModelStore,
     progress: Progress | None = None,
-) -> TrainResult:
-    """Fit the unusual-pair model on ``window`` of the lake and save it as a new version."""
-    started = time.perf_counter()
-    detector = UnusualPairDetector(settings.detectors.unusual_pair)
-    summary = summarize_window(lake, window, [detector], settings, progress)
-    history = read_history(lake, window, detector.config.history_delta)
-    context = DetectionContext(
-        window=window, bucket=settings.window_delta, run_mode="training", history=history
-    )
-    detector.fit(summary.summaries[detector.id], context)
-    model = detector.model_
-    metadata = {
-        "training_start": iso(window.start),
-        "training_end": iso(window.end),
-        "rows": model.n_rows,
-        "features": list(model.feature_names),
-        "params": model.params,
-    }
-    path = store.save(detector.id, model.version, model, metadata)
-    return TrainResult(
-        detector.id, model.version, window, model.n_rows, time.perf_counter() - started, path
-    )
+) -> list[TrainResult]:
+    """Fit every enabled detector that learns on ``window`` of the lake; each fitted model is
+    saved as a new version of its detector."""
+    learners = [d for d in build_detectors(settings) if d.learns]
+    summary = summarize_window(lake, window, learners, settings, progress)
+    results = []
+    for detector in learners:
+        started = time.perf_counter()
+        context = DetectionContext(window=window, bucket=settings.window, run_mode="training")
+        if detector.history_span:
+            context.history = read_history(lake, window, detector.history_span)
+        detector.fit(summary.summaries[detector.id], context)
+        model, metadata = detector.model_, detector.training_metadata(window)
+        path = store.save(detector.id, model.version, model, metadata)
+        seconds = time.perf_counter() - started
+        results.append(
+            TrainResult(detector.id, model.version, window, metadata["rows"], seconds, path)
+        )
+    return results
 
 
 # -- scoring ----------------------------------------------------------------------------------
@@ -293,14 +290,14 @@ def score(
             window=window, bucket=settings.window_delta, run_mode=run_mode, unlogged=unlogged
         )
         try:
-            if isinstance(detector, UnusualPairDetector):
-                context.history = read_history(lake, window, detector.config.history_delta)
-                if store is not None:
-                    try:
-                        context.model, context.model_metadata = store.latest(detector.id, window)
-                        outcome.model_version = context.model_metadata.get("version")
-                    except ModelError as exc:
-                        outcome.status, outcome.message = "degraded", f"first-seen only: {exc}"
+            if detector.history_span:
+                context.history = read_history(lake, window, detector.history_span)
+            if detector.learns and store is not None:
+                try:
+                    detector.model_, metadata = store.latest(detector.id, window)
+                    outcome.model_version = metadata.get("version")
+                except ModelError as exc:
+                    outcome.status, outcome.message = "degraded", f"first-seen only: {exc}"
             found = detector.detect(summary.summaries[detector.id], context)
         except L7AnalyticsError as exc:
             outcome.status, outcome.message = "failed", str(exc)

@@ -58,14 +58,13 @@ def partials(detector: Detector, lake: ParquetLake, window: Window) -> list[pa.T
 
 def context(detector: Detector, lake: ParquetLake, window: Window, **kwargs) -> DetectionContext:
     ctx = DetectionContext(window=window, bucket=SETTINGS.window, **kwargs)
-    history = getattr(getattr(detector, "config", None), "history", None)
-    if history is not None:
-        ctx.history = read_history(lake, window, history)
+    if detector.history_span:
+        ctx.history = read_history(lake, window, detector.history_span)
     return ctx
 
 
 def learns(detector: Detector) -> bool:
-    return callable(getattr(detector, "fit", None))
+    return detector.learns
 
 
 def fitted(detector_id: str, lake: ParquetLake) -> Detector:
@@ -78,8 +77,6 @@ def fitted(detector_id: str, lake: ParquetLake) -> Detector:
 
 def alerts(detector: Detector, summary: pa.Table, lake: ParquetLake) -> list[dict]:
     ctx = context(detector, lake, SCORED)
-    if learns(detector):
-        ctx.model = detector.model_
     return [a.to_event() for a in detector.detect(summary, ctx)]
 
 

@@ -96,7 +96,7 @@ def trained(tmp_path):
     lake = ParquetLake(tmp_path / "lake")
     ingest(lake, HISTORY, normal_traffic(HISTORY), tmp_path)
     store = LakeModelStore(lake)
-    result = train(lake, HISTORY, SETTINGS, store)
+    (result,) = train(lake, HISTORY, SETTINGS, store)
     return lake, store, result
 
 

@@ -13,8 +13,12 @@ Airflow mapped task):
 ``detect(summary, context)``
     the verdict: the combined aggregate -> :class:`~l7analytics.alerts.Alert` objects.
 
-Detectors that learn (``unusual_pair``) also have ``fit(summary, context) -> self`` and keep
-learnt state in attributes ending with ``_``, as scikit-learn estimators do.
+Detectors that learn declare it (``learns = True``), implement ``fit(summary, context) ->
+self`` and keep learnt state in attributes ending with ``_``, as scikit-learn estimators do;
+``detect`` uses that fitted state. A detector that needs the aggregated history before a
+window (first-seen tests, baselines) says how much in ``history_span``. The pipeline, ``train``
+and the DAGs treat every registered detector alike through these two declarations, so a new
+learning detector touches only ``detectors/``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -42,12 +46,9 @@ class DetectionContext:
     window: Window
     bucket: timedelta
     run_mode: str = "scheduled"
-    #: Aggregated history before the window (for first-seen and baselines), if the detector
-    #: asked for it through ``history_columns``.
+    #: Aggregated history before the window (for first-seen and baselines), when the
+    #: detector's ``history_span`` asks for it.
     history: pa.Table | None = None
-    #: A fitted model and its metadata, for detectors that learn.
-    model: Any = None
-    model_metadata: dict[str, Any] = field(default_factory=dict)
     #: Overflow records (requests Calico did not log) of the window, per host.
     unlogged: pa.Table | None = None
 
@@ -63,6 +64,21 @@ class Detector(ABC):
     columns: ClassVar[tuple[str, ...]]
     #: Group-by keys of the partial aggregate; every other column is summed by ``combine``.
     keys: ClassVar[tuple[str, ...]]
+    #: Whether the detector learns: ``fit`` sets ``model_``, a model store keeps its versions.
+    learns: ClassVar[bool] = False
+
+    @property
+    def history_span(self) -> timedelta | None:
+        """How much history before a window ``fit`` and ``detect`` need (None: none)."""
+        return None
+
+    def fit(self, summary: pa.Table, context: DetectionContext) -> Detector:
+        """Learn from a training range's combined summary; sets ``model_``, returns ``self``."""
+        raise NotImplementedError(f"{self.id} does not learn")
+
+    def training_metadata(self, window: Window) -> dict[str, Any]:
+        """What a model store records beside the fitted ``model_``."""
+        raise NotImplementedError(f"{self.id} does not learn")
 
     @abstractmethod
     def summarize(self, batch: pa.Table, bucket: timedelta) -> pa.Table:

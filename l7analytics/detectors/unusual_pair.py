@@ -51,7 +51,7 @@ from l7analytics.detectors.pair_features import (
 )
 from l7analytics.errors import ModelError
 from l7analytics.summary import SummarySpec
-from l7analytics.windows import iso
+from l7analytics.windows import Window, iso
 
 _TS = pa.timestamp("s", tz="UTC")
 HISTORY_SCHEMA = pa.schema(
@@ -122,7 +122,8 @@ class UnusualPairDetector(Detector):
     Attributes
     ----------
     model_ : PairModel
-        Set by :meth:`fit`; :meth:`detect` uses ``context.model`` first.
+        Set by :meth:`fit`, or by the pipeline from a model store; :meth:`detect` uses it
+        (without one only the first-seen test runs).
     """
 
     id = "l7.unusual_pair"
@@ -135,8 +136,24 @@ class UnusualPairDetector(Detector):
     keys = ("bucket", *PAIR_KEYS, "src_namespace", "src_name_aggr", "dest_namespace",
             "dest_service_name")  # fmt: skip
 
+    learns = True
+
     def __init__(self, config: UnusualPairConfig | None = None) -> None:
         self.config = config or UnusualPairConfig()
+
+    @property
+    def history_span(self) -> timedelta:
+        return self.config.history
+
+    def training_metadata(self, window: Window) -> dict[str, Any]:
+        model = self.model_
+        return {
+            "training_start": iso(window.start),
+            "training_end": iso(window.end),
+            "rows": model.n_rows,
+            "features": list(model.feature_names),
+            "params": model.params,
+        }
 
     def summarize(self, batch: pa.Table, bucket: timedelta) -> pa.Table:
         count = pc.fill_null(batch.column("count"), 0)
@@ -213,10 +230,10 @@ class UnusualPairDetector(Detector):
 
     # -- scoring ------------------------------------------------------------------------
     def detect(self, summary: pa.Table, context: DetectionContext) -> list[Alert]:
-        model: PairModel | None = context.model or getattr(self, "model_", None)
+        model: PairModel | None = getattr(self, "model_", None)
         if model is not None and vars(model).get("format") != PairModel.FORMAT:
             raise ModelError(
-                f"{self.id}: model {context.model_metadata.get('version', '?')} was written by "
+                f"{self.id}: model {getattr(model, 'version', '?')} was written by "
                 "an incompatible version of l7analytics; run `l7analytics train` again"
             )
         c = self.config
