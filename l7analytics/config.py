@@ -391,10 +391,10 @@ class EsAlertsConfig(_Strict):
 
 
 class EsConnectionConfig(_Strict):
-    """Where Elasticsearch is and how to authenticate: the fields of
-    :class:`~l7analytics.adapters.elasticsearch.connection.EsSettings` (a test keeps them
-    equal), checked when the settings load. ``L7_ES_*`` environment variables win over them
-    when connecting (:func:`l7analytics.adapters.elasticsearch.factory.es_settings`)."""
+    """Where Elasticsearch is and how to authenticate, checked when the settings load; the
+    adapter's :class:`~l7analytics.adapters.elasticsearch.connection.EsSettings` extends it.
+    ``L7_ES_*`` environment variables win over it when connecting
+    (:func:`l7analytics.adapters.elasticsearch.factory.es_settings`)."""
 
     hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
     api_key: SecretStr | None = None

@@ -31,43 +31,22 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import ConfigDict, ValidationError
 
 from l7analytics.adapters.tls import speaks_tls, tls_reason
+from l7analytics.config import EsConnectionConfig
 from l7analytics.errors import ConfigError, L7AnalyticsError, SinkError, SourceError, SourceTimeout
 
 ENV_PREFIX = "L7_ES_"
 log = logging.getLogger(__name__)
 
 
-class EsSettings(BaseModel):
-    """Where Elasticsearch is and how to authenticate."""
+class EsSettings(EsConnectionConfig):
+    """Where Elasticsearch is and how to authenticate: the settings' connection section
+    (:class:`~l7analytics.config.EsConnectionConfig`, its fields and checks) with the
+    ``L7_ES_*`` environment applied, frozen, and the ways to connect."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
-    api_key: SecretStr | None = None
-    username: str | None = None
-    password: SecretStr | None = None
-    ca_certs: str | None = None
-    verify_certs: bool = True
-    request_timeout: float = Field(default=60.0, gt=0)
-    max_retries: int = Field(default=3, ge=0)
-
-    @field_validator("hosts", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [h.strip() for h in value.split(",") if h.strip()]
-        return value
-
-    @field_validator("hosts")
-    @classmethod
-    def _urls(cls, hosts: list[str]) -> list[str]:
-        for host in hosts:
-            if not host.startswith(("http://", "https://")):
-                raise ValueError(f"{host!r} must start with http:// or https://")
-        return hosts
 
     @classmethod
     def load(
