@@ -131,6 +131,21 @@ def _add_lake(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--lake", required=True, metavar="DIR|URI", help=help)
 
 
+def _add_quarantine(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--quarantine",
+        metavar="FILE",
+        help="file for rejected documents (default <lake>/quarantine/<window>.ndjson; "
+        "required with a URI lake)",
+    )
+
+
+def _add_alerts(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--alerts", metavar="FILE", help="alerts file, .ndjson or .parquet (merged by alert id)"
+    )
+
+
 def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
     return sub.add_parser(
         name,
@@ -192,12 +207,7 @@ def _extract_parser(sub: Any) -> None:
     )
     _add_lake(p, "lake root: a directory (created if missing) or a pyarrow.fs URI (s3://...)")
     _add_window(p, required=False)
-    p.add_argument(
-        "--quarantine",
-        metavar="FILE",
-        help="file for rejected documents (default <lake>/quarantine/<window>.ndjson; "
-        "required with a URI lake)",
-    )
+    _add_quarantine(p)
     p.add_argument("--backfill", action="store_true", help="mark the run as a backfill")
     _add_config(p)
 
@@ -213,9 +223,7 @@ def _score_parser(sub: Any) -> None:
     p = _command(sub, "score", "run the detectors over a window of the lake")
     _add_lake(p, "lake root holding the window")
     _add_window(p, required=True)
-    p.add_argument(
-        "--alerts", metavar="FILE", help="alerts file, .ndjson or .parquet (merged by alert id)"
-    )
+    _add_alerts(p)
     p.add_argument(
         "--es",
         action="store_true",
@@ -233,15 +241,8 @@ def _run_parser(sub: Any) -> None:
     p.add_argument("--es", action="store_true", help="read from and publish to Elasticsearch")
     _add_lake(p, "lake root: a directory (created if missing) or a pyarrow.fs URI")
     _add_window(p, required=True)
-    p.add_argument(
-        "--alerts", metavar="FILE", help="alerts file, .ndjson or .parquet (merged by alert id)"
-    )
-    p.add_argument(
-        "--quarantine",
-        metavar="FILE",
-        help="file for rejected documents (default <lake>/quarantine/<window>.ndjson; "
-        "required with a URI lake)",
-    )
+    _add_alerts(p)
+    _add_quarantine(p)
     p.add_argument("--backfill", action="store_true", help="mark the run as a backfill")
     _add_config(p)
 
@@ -340,18 +341,12 @@ def _aligned(window: Window | None, step: timedelta, why: str) -> None:
     """``window`` starts and ends on multiples of ``step`` (the lake's hours, the settings'
     window), or one line saying so before anything is read."""
     if window is not None and not window.is_aligned(step):
+        from l7analytics.config import format_duration
+
         raise ConfigError(
             f"--start {iso(window.start)} and --end {iso(window.end)} must be on multiples "
-            f"of {_duration_text(step)} ({why})"
+            f"of {format_duration(step)} ({why})"
         )
-
-
-def _duration_text(step: timedelta) -> str:
-    seconds = int(step.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _settings(args: argparse.Namespace) -> Any:

@@ -40,14 +40,16 @@ HITS = pj.ParseOptions(
 #: A line that is not a JSON object. pyarrow 26's JSON reader crashes the process (SIGSEGV) on
 #: a block that starts with a ``null`` line, found by the fuzz suite; whoever writes the input
 #: chooses its lines, so blocks holding any line that is not an object go to the line-by-line
-#: parser, which quarantines those lines. One C-speed regex scan per block.
-_NOT_AN_OBJECT = re.compile(rb"(?m)^[ \t\r\f\v]*[^{\s]")
+#: parser, which quarantines those lines. The scan is anchored on newlines (a ``(?m)^`` scan
+#: was 14x slower: 125 ms per 16 MiB block, against 9 ms).
+_FIRST_NOT_AN_OBJECT = re.compile(rb"\s*[^{\s]")
+_NEXT_NOT_AN_OBJECT = re.compile(rb"\n[ \t\r\f\v]*[^{\s]")
 
 
 def read_block(block: bytes | memoryview, options: pj.ParseOptions = DOCUMENTS) -> pa.Table:
     """One block of NDJSON, parsed without copying it; raises ``pa.ArrowInvalid`` (or
     ``ArrowNotImplementedError``) when a line breaks the expected types or is not an object."""
-    if _NOT_AN_OBJECT.search(block):
+    if _FIRST_NOT_AN_OBJECT.match(block) or _NEXT_NOT_AN_OBJECT.search(block):
         raise pa.ArrowInvalid("a line is not a JSON object")
     source = pa.BufferReader(pa.py_buffer(block))
     return pj.read_json(source, read_options=READ_OPTIONS, parse_options=options)
