@@ -22,14 +22,26 @@ from rich.table import Table
 
 from l7analytics.alerts import Alert, severity_band
 
+#: Control characters a terminal would act on (ESC sequences recolour or rewrite the screen,
+#: CR overwrites a line), shown instead as ``\x1b``; newlines and tabs are kept.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if c not in (9, 10)}
+
+
+class _PlainConsole(Console):
+    """A console that never interprets what it prints: no markup (``/.git/[/]config`` is a
+    rich markup error), no emoji codes (``:x:``), and control characters made visible, since
+    what is printed comes from documents an attacker chose."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(highlight=False, markup=False, emoji=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        return super().render_str(text.translate(_CONTROL), **kwargs)
+
+
 #: Piped or logged output (CI, Airflow task logs) gets a wide page instead of 80 columns.
-#: Markup and emoji codes are off: what is printed comes from documents an attacker chose
-#: (``/.git/[/]config`` is a rich markup error, ``:x:`` an emoji), so nothing printed is ever
-#: interpreted, whatever function prints it.
-console = Console(
-    highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 160
-)
-err_console = Console(stderr=True, highlight=False, markup=False, emoji=False)
+console = _PlainConsole(width=None if sys.stdout.isatty() else 160)
+err_console = _PlainConsole(stderr=True)
 
 
 @contextmanager

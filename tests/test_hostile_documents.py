@@ -321,3 +321,16 @@ def test_deeply_nested_json_cannot_crash_the_process(tmp_path):
     proc = run_child(args)
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     assert sorted(stored(tmp_path / "lake", "count")) == [1, 2]
+
+
+def test_terminal_escapes_in_a_url_are_shown_not_sent_to_the_terminal(tmp_path, capsys):
+    doc = {"end_time": T0, "count": 1, "url": "web/.git/config\x1b[2J\x1b[31m\rfake", "host": "h"}
+    (tmp_path / "in.ndjson").write_bytes(orjson.dumps(doc) + b"\n")
+    lake = str(tmp_path / "lake")
+    assert main(["extract", "--input", str(tmp_path / "in.ndjson"), "--lake", lake]) == 0
+    args = ["score", "--lake", lake, "--start", "2026-11-01", "--end", "2026-11-02",
+            "--alerts", str(tmp_path / "a.ndjson")]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\r" not in out
+    assert "\\x1b[31m\\x0dfake" in out.replace("\n", "").replace("│", "").replace(" ", "")
