@@ -8,7 +8,7 @@ Three readers over the same index and window, in the same run:
     its figure is an upper bound on what a scan-based extractor could reach;
 ``l7analytics, 1 slice``
     :class:`~l7analytics.adapters.elasticsearch.source.EsL7Source` with one time slice,
-    through :func:`l7analytics.pipeline.extract` into a fresh Parquet lake;
+    through :func:`l7analytics.jobs.pipeline.extract` into a fresh Parquet lake;
 ``l7analytics, default``
     the same with the default settings (2 time slices read in parallel over a point in time).
 
@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from calico_index import delete_indices, install_template  # noqa: E402
 from elasticsearch import Elasticsearch, helpers  # noqa: E402
 
-from l7analytics.adapters.elasticsearch.connection import EsSettings, connect  # noqa: E402
+from l7analytics.adapters.elasticsearch.connection import EsConnection, connect  # noqa: E402
 from l7analytics.adapters.elasticsearch.source import EsL7Source, EsReadOptions  # noqa: E402
 from l7analytics.adapters.files import NdjsonQuarantine  # noqa: E402
 from l7analytics.adapters.lake import ParquetLake  # noqa: E402
-from l7analytics.pipeline import extract  # noqa: E402
-from l7analytics.synth import generate  # noqa: E402
-from l7analytics.windows import Window  # noqa: E402
+from l7analytics.core.windows import Window  # noqa: E402
+from l7analytics.evaluation.synth import generate  # noqa: E402
+from l7analytics.jobs.pipeline import extract  # noqa: E402
 
 DAY = datetime(2026, 11, 1, tzinfo=UTC)
 INDEX = "tigera_secure_ee_l7.bench.fluentd-20261101-000001"
@@ -111,7 +111,7 @@ def main() -> None:
     if not url:
         url, workdir = start_server(Path(tempfile.mkdtemp(prefix="l7-bench-es-")))
     try:
-        client = connect(EsSettings(hosts=[url], request_timeout=300))
+        client = connect(EsConnection(hosts=[url], request_timeout=300))
         loaded = load(client, args.hours, args.scale)
         window = Window(DAY, DAY + timedelta(hours=args.hours))
         print(f"indexed {loaded:,} documents into {INDEX} ({url}); window {window}")

@@ -3,21 +3,21 @@
 What is measured, for each size N (``--sizes``, default ``1M,10M``):
 
 ``generate``
-    :func:`l7analytics.synth.write_dataset` writes plain NDJSON covering ``--history-days``
-    days of history (default 1) plus one scored day. The ``scale`` is calibrated so that the
-    *scored day* holds about N documents; the whole file therefore holds about
-    ``(history_days + 1) * N`` documents. The file is cached in the work directory and reused
-    by a later run with the same size, days and seed (only kept with ``--keep``).
+    :func:`l7analytics.evaluation.synth.write_dataset` writes plain NDJSON covering
+    ``--history-days`` days of history (default 1) plus one scored day. The ``scale`` is
+    calibrated so that the *scored day* holds about N documents; the whole file therefore
+    holds about ``(history_days + 1) * N`` documents. The file is cached in the work directory
+    and reused by a later run with the same size, days and seed (only kept with ``--keep``).
 ``ingest``
-    :func:`l7analytics.pipeline.extract` from that NDJSON into a fresh Parquet lake
+    :func:`l7analytics.jobs.pipeline.extract` from that NDJSON into a fresh Parquet lake
     (documents/s). Target: >= 200,000 documents/s.
 ``train``
-    :func:`l7analytics.pipeline.train` fits the unusual-pair model on the history days, so the
+    :func:`l7analytics.jobs.pipeline.train` fits the unusual-pair model on the history days, so the
     scored day is scored with a model trained on earlier data, as a scheduled run would be.
     With one history day the model's ``warmup`` is lowered from 1d to 6h for training (the
     warm-up only seeds "first seen" and is not fitted on; with 1d nothing would be left).
 ``score``
-    :func:`l7analytics.pipeline.score` runs the three detectors (default settings) over the
+    :func:`l7analytics.jobs.pipeline.score` runs the three detectors (default settings) over the
     last day of the lake and writes the alerts to an NDJSON sink (records/s). Target: 10M
     records in < 60 s (i.e. >= 166,667 records/s) with a peak RSS < 2 GB.
 
@@ -154,7 +154,7 @@ def estimate_scored_day(scale: float, days: int, seed: int) -> int:
     Windows are drawn independently of each other, so preparing a sample without rendering
     it costs well under a second even at a large scale.
     """
-    from l7analytics.synth import Synth
+    from l7analytics.evaluation.synth import Synth
 
     synth = Synth(START, days, seed, scale=scale)
     first = (days - 1) * WINDOWS_PER_DAY
@@ -230,7 +230,7 @@ def _cpu_seconds() -> float:
 
 
 def stage_generate(case: Case) -> dict[str, Any]:
-    from l7analytics.synth import write_dataset
+    from l7analytics.evaluation.synth import write_dataset
 
     scale = calibrate_scale(case.size, case.days, case.seed)
     with Stopwatch() as watch:
@@ -246,15 +246,13 @@ def stage_generate(case: Case) -> dict[str, Any]:
 
 
 def stage_ingest(case: Case) -> dict[str, Any]:
-    from l7analytics.adapters.files import NdjsonQuarantine
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.ndjson_source import NdjsonSource
-    from l7analytics.pipeline import extract
+    from l7analytics.jobs import composition
+    from l7analytics.jobs.pipeline import extract
 
     shutil.rmtree(case.lake, ignore_errors=True)
-    source = NdjsonSource([case.ndjson])
-    lake = ParquetLake(case.lake)
-    quarantine = NdjsonQuarantine(case.quarantine)
+    source = composition.file_source([str(case.ndjson)])
+    lake = composition.open_lake(case.lake)
+    quarantine = composition.quarantine(case.quarantine)
     with Stopwatch() as watch:
         result = extract(source, lake, None, quarantine)
     return {
@@ -269,18 +267,16 @@ def stage_ingest(case: Case) -> dict[str, Any]:
 
 
 def stage_train(case: Case) -> dict[str, Any]:
-    from l7analytics.adapters.crs import load_job_settings
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.pipeline import train
-    from l7analytics.windows import Window
+    from l7analytics.core.windows import Window
+    from l7analytics.jobs import composition
+    from l7analytics.jobs.pipeline import train
 
-    lake = ParquetLake(case.lake)
+    lake = composition.open_lake(case.lake)
     window = Window(*case.training_days)
     overrides = {"detectors": {"unusual_pair": {"warmup": case.train_warmup}}}
-    settings = load_job_settings(overrides=overrides if case.train_warmup else None)
+    settings = composition.load_job_settings(overrides=overrides if case.train_warmup else None)
     with Stopwatch() as watch:
-        (result,) = train(lake, window, settings, LakeModelStore(lake))
+        (result,) = train(lake, window, settings, composition.model_store(lake))
     return {
         "items": sum(m["rows"] for m in lake.manifests(window)),
         **watch.figures(),
@@ -291,19 +287,17 @@ def stage_train(case: Case) -> dict[str, Any]:
 
 
 def stage_score(case: Case) -> dict[str, Any]:
-    from l7analytics.adapters.crs import load_job_settings
-    from l7analytics.adapters.files import NdjsonAlertSink
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.pipeline import score
-    from l7analytics.windows import Window
+    from l7analytics.core.windows import Window
+    from l7analytics.jobs import composition
+    from l7analytics.jobs.pipeline import score
 
-    lake = ParquetLake(case.lake)
+    lake = composition.open_lake(case.lake)
     window = Window(*case.scored_day)
-    settings = load_job_settings()
-    sink = NdjsonAlertSink(case.alerts)
+    settings = composition.load_job_settings()
+    case.alerts.unlink(missing_ok=True)
+    sink = composition.alert_file(case.alerts)
     with Stopwatch() as watch:
-        result = score(lake, window, settings, [sink], LakeModelStore(lake))
+        result = score(lake, window, settings, [sink], composition.model_store(lake))
     return {
         "items": result.records,
         **watch.figures(),
@@ -334,7 +328,7 @@ def directory_bytes(path: Path) -> int:
 
 def run_stage_here(stage: str, case: Case, result_path: Path, profile: bool) -> None:
     """The child's side: run one stage, then write its figures (and peak RSS) as JSON."""
-    for module in ("l7analytics.pipeline", "l7analytics.synth"):
+    for module in ("l7analytics.jobs.pipeline", "l7analytics.evaluation.synth"):
         importlib.import_module(module)  # before timing and profiling: imports do not count
 
     if profile:

@@ -17,14 +17,10 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from l7analytics.adapters.crs import load_job_settings
-from l7analytics.adapters.files import NdjsonQuarantine
-from l7analytics.adapters.lake import ParquetLake
-from l7analytics.adapters.model_store import LakeModelStore
-from l7analytics.adapters.ndjson_source import NdjsonSource
-from l7analytics.pipeline import extract, score, train
-from l7analytics.synth import write_dataset
-from l7analytics.windows import Window
+from l7analytics.core.windows import Window
+from l7analytics.evaluation.synth import write_dataset
+from l7analytics.jobs import composition
+from l7analytics.jobs.pipeline import extract, score, train
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -33,9 +29,10 @@ def run(seed: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_dataset(work / "logs.ndjson", START, 6, seed, incident_day=None)
-        lake = ParquetLake(work / "lake")
-        extract(NdjsonSource([work / "logs.ndjson"]), lake, None, NdjsonQuarantine(work / "q"))
-        settings, store = load_job_settings(), LakeModelStore(lake)
+        lake = composition.open_lake(work / "lake")
+        source = composition.file_source([str(work / "logs.ndjson")])
+        extract(source, lake, None, composition.quarantine(work / "q"))
+        settings, store = composition.load_job_settings(), composition.model_store(lake)
         train(lake, Window(START, START + timedelta(days=4)), settings, store)
         for day in (4, 5):
             window = Window(START + timedelta(days=day), START + timedelta(days=day + 1))

@@ -49,7 +49,7 @@ def l7_detection():
     @task
     def plan(params=None, data_interval_start=None, data_interval_end=None) -> list[dict]:
         from l7analytics.adapters.airflow import fail_fast
-        from l7analytics.orchestration import plan_extraction
+        from l7analytics.jobs.tasks import plan_extraction
 
         return fail_fast(
             lambda: plan_extraction(
@@ -61,8 +61,8 @@ def l7_detection():
 
     @task(outlets=[LAKE], max_active_tis_per_dagrun=4)
     def extract(window: dict, params=None, dag_run=None) -> dict:
-        from l7analytics.adapters.airflow import es_settings, fail_fast, run_mode
-        from l7analytics.orchestration import extract_window
+        from l7analytics.adapters.airflow import es_connection, fail_fast, run_mode
+        from l7analytics.jobs.tasks import extract_window
 
         return fail_fast(
             lambda: extract_window(
@@ -70,7 +70,7 @@ def l7_detection():
                 window["end"],
                 config_path=params["config_path"],
                 lake=params["lake"],
-                es=es_settings(params["es_conn_id"]),
+                es=es_connection(params["es_conn_id"]),
                 run_mode=run_mode(dag_run),
             )
         )
@@ -83,8 +83,8 @@ def l7_detection():
         data_interval_end=None,
         dag_run=None,
     ) -> dict:
-        from l7analytics.adapters.airflow import es_settings, fail_fast, run_mode
-        from l7analytics.orchestration import score_window
+        from l7analytics.adapters.airflow import es_connection, fail_fast, run_mode
+        from l7analytics.jobs.tasks import score_window
 
         return fail_fast(
             lambda: score_window(
@@ -92,7 +92,7 @@ def l7_detection():
                 data_interval_end.isoformat(),
                 config_path=params["config_path"],
                 lake=params["lake"],
-                es=es_settings(params["es_conn_id"]),
+                es=es_connection(params["es_conn_id"]),
                 run_mode=run_mode(dag_run),
             )
         )

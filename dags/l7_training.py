@@ -42,7 +42,7 @@ def l7_training():
     @task(inlets=[LAKE], outlets=[MODEL])
     def train(params=None, data_interval_end=None) -> dict:
         from l7analytics.adapters.airflow import fail_fast
-        from l7analytics.orchestration import train_model
+        from l7analytics.jobs.tasks import train_model
 
         start = data_interval_end - timedelta(days=params["training_days"])
         return fail_fast(

@@ -1,15 +1,15 @@
 """l7analytics: find attacks and misuse in Calico Enterprise L7 (HTTP) logs.
 
-Layers, from the inside out:
+The packages are the layers, from the inside out (``ARCHITECTURE.md`` has the rules):
 
-- core (no I/O): :mod:`~l7analytics.schema`, :mod:`~l7analytics.normalize`,
-  :mod:`~l7analytics.urls`, :mod:`~l7analytics.identity`, :mod:`~l7analytics.detectors`,
-  :mod:`~l7analytics.alerts`, :mod:`~l7analytics.config`;
-- ports (:mod:`~l7analytics.ports`) and the use cases that drive them
-  (:mod:`~l7analytics.pipeline`);
-- adapters at the edge (:mod:`~l7analytics.adapters`): NDJSON files, the Parquet lake, alert
-  files, the model store;
-- entry points: the CLI (:mod:`~l7analytics.cli`), Airflow DAGs, notebooks.
+- :mod:`~l7analytics.core`: the data (schema, windows, URLs, identity), the settings and the
+  alerts; no I/O;
+- :mod:`~l7analytics.detectors`: one contract, one module per detector;
+- :mod:`~l7analytics.jobs`: the use cases and their ports, the composition root, the tasks;
+- :mod:`~l7analytics.adapters`: files, the lake, the model store, Elasticsearch, Kibana,
+  Airflow;
+- :mod:`~l7analytics.ui`: the command line, the report, the plots;
+- :mod:`~l7analytics.evaluation`: synthetic traffic with labelled incidents, and metrics.
 """
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from l7analytics.normalize import normalize_table
+from l7analytics.core.normalize import normalize_table
 
 #: 2026-11-20T05:00:00Z, the start of an hour (and of a 6 h suppression period).
 T0 = int(datetime(2026, 11, 20, 5, tzinfo=UTC).timestamp())

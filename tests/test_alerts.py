@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from l7analytics.alerts import (
+from l7analytics.core.alerts import (
     ALERT_TYPE,
     EVENT_FIELDS,
     FINDING_FIELDS,

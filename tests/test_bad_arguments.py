@@ -1,6 +1,6 @@
 """Every bad argument or setting exits 2 with one line naming what and where, before any work.
 
-The table runs each bad invocation through ``l7analytics.cli.main`` in a copy of a small work
+The table runs each bad invocation through ``l7analytics.ui.cli.main`` in a copy of a small work
 directory (logs, a lake, an alerts file, settings files) and checks: exit status 2, exactly one
 line on stderr, no traceback, and not one file created, changed or removed anywhere in the
 directory (so no lake was created and the alerts file is unchanged). The named tests after it
@@ -20,10 +20,10 @@ import orjson
 import pytest
 
 from l7analytics.adapters.files import NdjsonAlertSink, ParquetAlertSink, read_alerts
-from l7analytics.alerts import Alert, alert_id, suppress
-from l7analytics.cli import main
-from l7analytics.errors import SinkError
-from l7analytics.windows import iso
+from l7analytics.core.alerts import Alert, alert_id, suppress
+from l7analytics.core.errors import SinkError
+from l7analytics.core.windows import iso
+from l7analytics.ui.cli import main
 from tests.conftest import T0, calico_doc
 
 HOUR = 3600
@@ -262,7 +262,7 @@ def test_the_same_input_twice_is_read_once_with_a_warning(work, capsys):
     assert "./logs.ndjson (same file as logs.ndjson)" in err[0]
     assert "again.ndjson (same file as logs.ndjson)" in err[0]
     from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.windows import Window
+    from l7analytics.core.windows import Window
 
     assert ParquetLake("fresh").count_rows(Window.parse(*WINDOW[1::2])) == 2  # not 4 or 6
 

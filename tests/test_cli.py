@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from l7analytics.cli import main
+from l7analytics.ui.cli import main
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "l7analytics.cli", *args],
+    return subprocess.run([sys.executable, "-m", "l7analytics.ui.cli", *args],
                           capture_output=True, text=True, timeout=600)  # fmt: skip
 
 

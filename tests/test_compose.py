@@ -40,7 +40,7 @@ def test_airflow_services_get_the_settings_the_dags_read():
 
 
 def test_the_mounted_settings_are_valid():
-    from l7analytics.config import load_settings
+    from l7analytics.adapters.settings_file import load_settings
 
     settings = load_settings(ROOT / "deploy/l7analytics.yaml")
     assert settings.elasticsearch.alerts.calico_events is True

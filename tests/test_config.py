@@ -10,18 +10,16 @@ import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from l7analytics.adapters.elasticsearch.connection import EsSettings
-from l7analytics.adapters.elasticsearch.factory import es_settings
-from l7analytics.config import (
+from l7analytics.adapters.elasticsearch.connection import EsConnection
+from l7analytics.adapters.settings_file import default_config_text, load_settings
+from l7analytics.core.errors import ConfigError
+from l7analytics.core.settings import (
     Duration,
     EsConnectionConfig,
     RestrictedUrlConfig,
     Settings,
     UrlScanConfig,
-    default_config_text,
-    load_settings,
 )
-from l7analytics.errors import ConfigError
 
 
 def write(tmp_path, text, name="l7.yaml"):
@@ -381,16 +379,6 @@ def test_suppression_off_is_none(tmp_path, off):
     assert load_settings(write(tmp_path, f"suppression: {off.strip()}\n")).suppression is None
 
 
-def test_the_old_delta_names_are_aliases_of_the_fields():
-    settings = Settings()
-    assert settings.window_delta is settings.window
-    assert settings.suppression_delta is settings.suppression
-    pair = settings.detectors.unusual_pair
-    assert (pair.history_delta, pair.warmup_delta) == (pair.history, pair.warmup)
-    source = settings.elasticsearch.source
-    assert source.read_delay_delta is source.read_delay
-
-
 def test_settings_pickle_with_their_durations():
     settings = Settings()
     again = pickle.loads(pickle.dumps(settings))
@@ -402,7 +390,7 @@ def test_settings_pickle_with_their_durations():
 # -- the Elasticsearch connection: typed, checked when the settings load -----------------------
 
 
-def test_the_connection_is_typed_es_settings(tmp_path):
+def test_the_connection_is_typed(tmp_path):
     text = (
         "elasticsearch:\n  connection:\n    hosts: https://a:9200, https://b:9200\n"
         "    api_key: c2VjcmV0\n    ca_certs: /etc/ca.pem\n    request_timeout: 30\n"
@@ -414,22 +402,22 @@ def test_the_connection_is_typed_es_settings(tmp_path):
     assert connection.api_key.get_secret_value() == "c2VjcmV0"
     assert "c2VjcmV0" not in repr(connection)
     assert connection.request_timeout == 30.0
-    adapter = es_settings(load_settings(write(tmp_path, text)), environ={})
-    assert isinstance(adapter, EsSettings)
+    adapter = EsConnection.from_settings(load_settings(write(tmp_path, text)), environ={})
+    assert isinstance(adapter, EsConnection)
     assert adapter.model_dump() == connection.model_dump()
 
 
-def test_the_connection_has_the_fields_of_es_settings():
+def test_the_connection_settings_have_the_fields_of_es_connection():
     """The settings' model and the adapter's are converted field by field: they must agree."""
-    ours, theirs = EsConnectionConfig.model_fields, EsSettings.model_fields
+    ours, theirs = EsConnectionConfig.model_fields, EsConnection.model_fields
     assert list(ours) == list(theirs)
     for name, field in ours.items():
         assert field.annotation == theirs[name].annotation, name
         assert field.metadata == theirs[name].metadata, name
-    assert EsConnectionConfig().model_dump() == EsSettings().model_dump()
+    assert EsConnectionConfig().model_dump() == EsConnection().model_dump()
     for hosts in ("https://a:9200, https://b:9200", ["ftp://x"], []):
         outcomes = []
-        for model in (EsConnectionConfig, EsSettings):
+        for model in (EsConnectionConfig, EsConnection):
             try:
                 outcomes.append(model(hosts=hosts).hosts)
             except ValidationError as exc:
@@ -466,19 +454,19 @@ def test_an_error_never_repeats_a_secret(tmp_path):
 def test_the_environment_wins_over_the_settings_connection(tmp_path):
     text = "elasticsearch:\n  connection:\n    hosts: [https://file:9200]\n    username: job\n"
     settings = load_settings(write(tmp_path, text))
-    assert es_settings(settings, environ={}).hosts == ["https://file:9200"]
+    assert EsConnection.from_settings(settings, environ={}).hosts == ["https://file:9200"]
     environ = {"L7_ES_HOSTS": "https://env:9200", "L7_ES_PASSWORD": "pw", "L7_ES_MAX_RETRIES": "1"}
-    connection = es_settings(settings, environ=environ)
+    connection = EsConnection.from_settings(settings, environ=environ)
     assert connection.hosts == ["https://env:9200"]
     assert connection.username == "job"  # from the file: no variable for it
     assert connection.password.get_secret_value() == "pw"
     assert connection.max_retries == 1
-    assert es_settings(Settings(), environ={}) == EsSettings()
+    assert EsConnection.from_settings(Settings(), environ={}) == EsConnection()
 
 
 def test_a_bad_environment_variable_is_named_when_connecting():
     with pytest.raises(ConfigError, match="L7_ES_HOSTS"):
-        es_settings(Settings(), environ={"L7_ES_HOSTS": "es:9200"})
+        EsConnection.from_settings(Settings(), environ={"L7_ES_HOSTS": "es:9200"})
 
 
 # -- hostile files: one line, never a traceback ------------------------------------------------

@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 
 DAGS = Path(__file__).resolve().parents[1] / "dags"
-HEAVY = ("pandas", "pyarrow", "sklearn", "elasticsearch", "l7analytics.pipeline")
+HEAVY = ("pandas", "pyarrow", "sklearn", "elasticsearch", "l7analytics.jobs.pipeline")
 
 
 @pytest.fixture(scope="module")

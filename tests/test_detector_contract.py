@@ -20,11 +20,11 @@ import pytest
 from l7analytics.adapters.files import NdjsonQuarantine
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.adapters.ndjson_source import NdjsonSource
-from l7analytics.config import Settings
+from l7analytics.core.settings import Settings
+from l7analytics.core.windows import Window
 from l7analytics.detectors import REGISTRY, DetectionContext, Detector
-from l7analytics.pipeline import extract, read_history
-from l7analytics.synth import write_dataset
-from l7analytics.windows import Window
+from l7analytics.evaluation.synth import write_dataset
+from l7analytics.jobs.pipeline import extract, read_history
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

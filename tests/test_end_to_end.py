@@ -16,11 +16,11 @@ from l7analytics.adapters.files import NdjsonAlertSink, NdjsonQuarantine, read_a
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.adapters.model_store import LakeModelStore
 from l7analytics.adapters.ndjson_source import NdjsonSource
-from l7analytics.config import load_settings
-from l7analytics.evaluation import evaluate
-from l7analytics.pipeline import extract, score, train
-from l7analytics.synth import labels_path, load_labels, write_dataset
-from l7analytics.windows import Window
+from l7analytics.adapters.settings_file import load_settings
+from l7analytics.core.windows import Window
+from l7analytics.evaluation.metrics import evaluate
+from l7analytics.evaluation.synth import labels_path, load_labels, write_dataset
+from l7analytics.jobs.pipeline import extract, score, train
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DAYS = 5

@@ -11,7 +11,7 @@ import pytest
 from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig, TlsError
 from elasticsearch import ApiError
 
-from l7analytics.adapters.elasticsearch.connection import EsSettings, RetryPolicy, connect
+from l7analytics.adapters.elasticsearch.connection import EsConnection, RetryPolicy, connect
 
 
 def api_error(status: int) -> ApiError:
@@ -69,7 +69,9 @@ def test_the_client_itself_never_retries_and_the_setting_sets_the_budget():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Overloaded)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        settings = EsSettings(hosts=[f"http://127.0.0.1:{server.server_address[1]}"], max_retries=2)
+        settings = EsConnection(
+            hosts=[f"http://127.0.0.1:{server.server_address[1]}"], max_retries=2
+        )
         client = connect(settings)
         with pytest.raises(ApiError):
             client.count(index="x")
@@ -80,4 +82,4 @@ def test_the_client_itself_never_retries_and_the_setting_sets_the_budget():
     finally:
         server.shutdown()
         server.server_close()
-    assert EsSettings().retry == RetryPolicy()  # the documented default: 4 tries
+    assert EsConnection().retry == RetryPolicy()  # the documented default: 4 tries

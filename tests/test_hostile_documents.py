@@ -37,8 +37,8 @@ from hypothesis import strategies as st
 from l7analytics.adapters.files import NdjsonQuarantine
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.adapters.ndjson_source import NdjsonSource
-from l7analytics.cli import main
-from l7analytics.pipeline import extract
+from l7analytics.jobs.pipeline import extract
+from l7analytics.ui.cli import main
 
 T0 = 1_793_527_500  # 2026-11-01T11:25Z: a valid end_time
 INVALID_UTF8 = [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80", b"a\x80b"]
@@ -294,7 +294,7 @@ def test_request_sums_never_wrap(tmp_path):
 
 
 def run_child(args: list[str]) -> subprocess.CompletedProcess[bytes]:
-    code = "import sys; from l7analytics.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from l7analytics.ui.cli import main; sys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, timeout=120)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from l7analytics.identity import workload_column, workload_id, workload_name
+from l7analytics.core.identity import workload_column, workload_id, workload_name
 
 
 def test_rollout_keeps_one_identity():

@@ -3,9 +3,9 @@
 Kibana itself cannot run on the machines these tests run on (no Kibana package in the
 registries they reach, no container runtime), so:
 
-- the shipped files are exactly what :mod:`l7analytics.kibana.render` makes of the one
-  definition in :mod:`l7analytics.kibana.views`, and both forms describe the same views (same
-  objects, titles, fields used, references, dashboard layout);
+- the shipped files are exactly what :mod:`l7analytics.adapters.kibana.render` makes of
+  the one definition in :mod:`l7analytics.adapters.kibana.views`, and both forms describe the
+  same views (same objects, titles, fields used, references, dashboard layout);
 - each form is checked statically, with the same structural and field checks: every line
   parses as an export object of its Kibana, ids are unique, every reference resolves inside
   the file and every internal name (a Lens layer's data view reference, a dashboard panel's
@@ -63,18 +63,18 @@ from typing import Any
 import pytest
 from kibana_stub import StubKibana, semver, uploaded_file
 
-from l7analytics.adapters.elasticsearch.connection import EsSettings
+from l7analytics.adapters.elasticsearch.connection import EsConnection
 from l7analytics.adapters.elasticsearch.templates import (
     ALERT_MAPPING,
     CALICO_L7_MAPPING,
     alerts_template,
 )
-from l7analytics.cli import main
-from l7analytics.config import Settings
-from l7analytics.errors import ConfigError
-from l7analytics.kibana import DASHBOARD_ID, KIBANA_7_17, KIBANA_8_14, SETS, set_for
-from l7analytics.kibana.render import render, rendered_file
-from l7analytics.kibana.setup import import_saved_objects
+from l7analytics.adapters.kibana import DASHBOARD_ID, KIBANA_7_17, KIBANA_8_14, SETS, set_for
+from l7analytics.adapters.kibana.render import render, rendered_file
+from l7analytics.adapters.kibana.setup import import_saved_objects
+from l7analytics.core.errors import ConfigError
+from l7analytics.core.settings import Settings
+from l7analytics.ui.cli import main
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ def every_form(test):
 @pytest.mark.parametrize("objects", SETS, ids=lambda s: s.file)
 def test_the_shipped_files_are_the_rendered_views(objects):
     assert objects.ndjson() == rendered_file(objects), (
-        f"{objects.file} is out of date: run python -m l7analytics.kibana.render"
+        f"{objects.file} is out of date: run python -m l7analytics.adapters.kibana.render"
     )
 
 
@@ -624,7 +624,7 @@ def test_the_stub_refuses_a_set_newer_than_its_kibana_as_kibana_does(kibana, ver
     # Why the version matters: the 8.14 set fails the whole import on 7.17 and 8.13.
     kibana.version = version
     with pytest.raises(Exception, match="more recent version of Kibana"):
-        import_saved_objects(kibana.url, EsSettings(max_retries=0), objects)
+        import_saved_objects(kibana.url, EsConnection(max_retries=0), objects)
     assert not kibana.stored
 
 

@@ -16,7 +16,7 @@ import pytest
 from kibana_stub import StubKibana
 from tls_certs import make_ca, write_ca_file, write_server_files
 
-from l7analytics.cli import main
+from l7analytics.ui.cli import main
 
 PASSWORD = "kibana-s3cret-pass"
 

@@ -13,11 +13,11 @@ from conftest import T0, calico_doc, make_records
 from duckdb_process import DuckDBProcess
 
 from l7analytics.adapters.lake import ParquetLake
-from l7analytics.errors import LakeError
-from l7analytics.normalize import normalize_table
-from l7analytics.schema import L7_SCHEMA
-from l7analytics.summary import SummarySpec
-from l7analytics.windows import Window
+from l7analytics.core.errors import LakeError
+from l7analytics.core.normalize import normalize_table
+from l7analytics.core.schema import L7_SCHEMA
+from l7analytics.core.summary import SummarySpec
+from l7analytics.core.windows import Window
 
 HOUR = timedelta(hours=1)
 START = datetime.fromtimestamp(T0, UTC)  # 2026-11-20T05:00:00Z
@@ -242,7 +242,7 @@ def test_unaligned_window_raises(lake, window):
 @pytest.fixture
 def filled(lake, root):
     """A lake as the pipeline writes it, partition summaries included."""
-    from l7analytics.pipeline import LAKE_SUMMARIES
+    from l7analytics.jobs.pipeline import LAKE_SUMMARIES
 
     write(lake, TWO_HOURS, records((5, 3), (10, 7), (65, 4)), summaries=LAKE_SUMMARIES)
     return root

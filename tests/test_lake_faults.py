@@ -38,13 +38,13 @@ from duckdb_process import DuckDBProcess
 import l7analytics.adapters.lake as lake_module
 from l7analytics.adapters.files import NdjsonQuarantine
 from l7analytics.adapters.lake import ParquetLake
-from l7analytics.cli import main
-from l7analytics.config import load_settings
-from l7analytics.errors import ConfigError, LakeError
-from l7analytics.normalize import normalize_table
-from l7analytics.pipeline import LAKE_SUMMARIES, extract, score
-from l7analytics.ports import RawBatch
-from l7analytics.windows import Window
+from l7analytics.adapters.settings_file import load_settings
+from l7analytics.core.errors import ConfigError, LakeError
+from l7analytics.core.normalize import normalize_table
+from l7analytics.core.windows import Window
+from l7analytics.jobs.pipeline import LAKE_SUMMARIES, extract, score
+from l7analytics.jobs.ports import RawBatch
+from l7analytics.ui.cli import main
 
 HOUR = timedelta(hours=1)
 START = datetime.fromtimestamp(T0, UTC)  # 2026-11-20T05:00:00Z

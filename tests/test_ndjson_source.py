@@ -10,9 +10,9 @@ import pytest
 from conftest import calico_doc
 
 from l7analytics.adapters.ndjson_source import NdjsonSource
-from l7analytics.errors import InputError
-from l7analytics.normalize import normalize_table
-from l7analytics.ports import LogSource
+from l7analytics.core.errors import InputError
+from l7analytics.core.normalize import normalize_table
+from l7analytics.jobs.ports import LogSource
 
 
 def write_lines(path, lines, compress=False):

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from conftest import T0, calico_doc, make_records
 
-from l7analytics.normalize import normalize_table
-from l7analytics.schema import L7_SCHEMA, TIMESTAMP, UNLOGGED_SCHEMA
+from l7analytics.core.normalize import normalize_table
+from l7analytics.core.schema import L7_SCHEMA, TIMESTAMP, UNLOGGED_SCHEMA
 
 
 def normalize(docs):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from l7analytics.cli import main
+from l7analytics.ui.cli import main
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NAMES = ["01_explore.ipynb", "02_triage_alert.ipynb", "03_tune_detectors.ipynb"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
-from l7analytics.cli import _alerts_plot
-from l7analytics.plots import alerts_per_hour, save_alerts_over_time
-from l7analytics.windows import Window
+from l7analytics.core.windows import Window
+from l7analytics.ui.cli import _alerts_plot
+from l7analytics.ui.plots import alerts_per_hour, save_alerts_over_time
 
 DAY = Window.parse("2026-11-04T00:00:00Z", "2026-11-05T00:00:00Z")
 

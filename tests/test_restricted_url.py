@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from conftest import T0, make_records
 
-from l7analytics.adapters.crs import load_job_settings
-from l7analytics.config import RestrictedRule, RestrictedUrlConfig, load_settings
+from l7analytics.adapters.settings_file import load_job_settings, load_settings
+from l7analytics.core.errors import ConfigError
+from l7analytics.core.settings import RestrictedRule, RestrictedUrlConfig
+from l7analytics.core.windows import Window
 from l7analytics.detectors.base import DetectionContext
 from l7analytics.detectors.restricted_url import RestrictedUrlDetector
-from l7analytics.errors import ConfigError
-from l7analytics.windows import Window
 
 BUCKET = timedelta(hours=1)
 START = datetime.fromtimestamp(T0, UTC)

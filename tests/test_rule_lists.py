@@ -14,10 +14,11 @@ from unittest import mock
 import pytest
 
 from l7analytics.adapters import crs
-from l7analytics.adapters.crs import load_job_settings, read_rule_list, resolve_rule_lists
-from l7analytics.config import Settings, load_settings
+from l7analytics.adapters.crs import read_rule_list, resolve_rule_lists
+from l7analytics.adapters.settings_file import load_job_settings, load_settings
+from l7analytics.core.errors import ConfigError
+from l7analytics.core.settings import Settings
 from l7analytics.detectors import REGISTRY, build_detectors, rule_lists
-from l7analytics.errors import ConfigError
 
 RESTRICTED = "# CRS\n.ds_store\n  web.config  \n\n# end\n"
 AGENTS = "fooscan\nbarprobe\n"

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from l7analytics.synth import Synth, generate, labels_path, load_labels, write_dataset
-from l7analytics.synth.app import FIELDS, INT_FIELDS, TEMPLATE_HASH, calico_url
-from l7analytics.synth.ndjson import FlowFragments, render
+from l7analytics.evaluation.synth import Synth, generate, labels_path, load_labels, write_dataset
+from l7analytics.evaluation.synth.app import FIELDS, INT_FIELDS, TEMPLATE_HASH, calico_url
+from l7analytics.evaluation.synth.ndjson import FlowFragments, render
 
 START = datetime(2025, 6, 1, tzinfo=UTC)  # a Sunday; the incident day is Monday
 ATTACKS = ("restricted_url", "url_scan", "unusual_pair")
@@ -187,7 +187,7 @@ def test_ids_of_several_kinds_and_header_info_share(dataset: dict[str, Any]) -> 
 
 def test_labels_file(dataset: dict[str, Any]) -> None:
     raw = orjson.loads(labels_path(dataset["out"]).read_bytes())
-    assert raw["generator"] == "l7analytics.synth" and raw["seed"] == 11
+    assert raw["generator"] == "l7analytics.evaluation.synth" and raw["seed"] == 11
     assert raw["start"] == "2025-06-01T00:00:00Z" and raw["end"] == "2025-06-03T00:00:00Z"
     labels = dataset["labels"]
     assert len({x["id"] for x in labels}) == len(labels)

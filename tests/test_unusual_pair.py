@@ -11,10 +11,10 @@ from conftest import calico_doc
 from l7analytics.adapters.files import NdjsonQuarantine
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.adapters.model_store import LakeModelStore
-from l7analytics.config import load_settings
-from l7analytics.pipeline import score, train
-from l7analytics.ports import RawBatch
-from l7analytics.windows import Window
+from l7analytics.adapters.settings_file import load_settings
+from l7analytics.core.windows import Window
+from l7analytics.jobs.pipeline import score, train
+from l7analytics.jobs.ports import RawBatch
 
 DAY0 = datetime(2026, 11, 16, tzinfo=UTC)
 HISTORY = Window(DAY0, DAY0 + timedelta(days=4))
@@ -78,7 +78,7 @@ class ListSource:
 
 
 def ingest(lake: ParquetLake, window: Window, docs: list[dict], tmp_path) -> None:
-    from l7analytics.pipeline import extract
+    from l7analytics.jobs.pipeline import extract
 
     extract(ListSource(docs), lake, window, NdjsonQuarantine(tmp_path / "q.ndjson"))
 

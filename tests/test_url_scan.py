@@ -11,13 +11,13 @@ import pyarrow as pa
 import pytest
 from conftest import T0, calico_doc, make_records
 
-from l7analytics.adapters.crs import load_job_settings
-from l7analytics.config import UrlScanConfig
+from l7analytics.adapters.settings_file import load_job_settings
+from l7analytics.core.normalize import normalize_table
+from l7analytics.core.settings import UrlScanConfig
+from l7analytics.core.urls import path_template
+from l7analytics.core.windows import Window
 from l7analytics.detectors.base import DetectionContext
 from l7analytics.detectors.url_scan import UrlScanDetector
-from l7analytics.normalize import normalize_table
-from l7analytics.urls import path_template
-from l7analytics.windows import Window
 
 BUCKET = timedelta(hours=1)
 START = datetime.fromtimestamp(T0, UTC)
@@ -328,7 +328,7 @@ def test_alerts_name_the_crs_list_and_its_hash(tmp_path):
 
 
 def test_missing_crs_user_agents_file_is_a_config_error(tmp_path):
-    from l7analytics.errors import ConfigError
+    from l7analytics.core.errors import ConfigError
 
     path = tmp_path / "l7.yaml"
     path.write_text(f"detectors:\n  url_scan:\n    crs_scanner_user_agents: {tmp_path}/no.data\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from l7analytics.urls import normalize_path, path_template, split_url, template_segment
+from l7analytics.core.urls import normalize_path, path_template, split_url, template_segment
 
 # -- split_url ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Glue between Airflow tasks and :mod:`l7analytics.orchestration` (imported inside tasks only).
+"""Glue between Airflow tasks and :mod:`l7analytics.jobs.tasks` (imported inside tasks only).
 
 - the Elasticsearch settings come from an Airflow Connection (``AIRFLOW_CONN_L7_ELASTICSEARCH``
   in JSON form, or the UI);
@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def es_settings(conn_id: str):
-    """:class:`EsSettings` from the Airflow Connection ``conn_id`` (read at run time)."""
+def es_connection(conn_id: str):
+    """:class:`EsConnection` from the Airflow Connection ``conn_id`` (read at run time)."""
     from airflow.sdk import BaseHook
 
-    from l7analytics.adapters.elasticsearch.connection import EsSettings
+    from l7analytics.adapters.elasticsearch.connection import EsConnection
 
     conn = BaseHook.get_connection(conn_id)
-    return EsSettings.from_airflow(host=conn.host, port=conn.port, schema=conn.schema,
+    return EsConnection.from_airflow(host=conn.host, port=conn.port, schema=conn.schema,
                                    login=conn.login, password=conn.password,
                                    extra=conn.extra_dejson)  # fmt: skip
 
@@ -37,7 +37,7 @@ def fail_fast(call: Callable[[], T]) -> T:
     """Run ``call``; a configuration error becomes AirflowFailException (never retried)."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from l7analytics.errors import ConfigError
+    from l7analytics.core.errors import ConfigError
 
     try:
         return call()

@@ -3,14 +3,15 @@
 Detectors are pure functions of their settings and never open a file. The lists they use
 beside their own rules, OWASP CRS's ``restricted-files.data`` (restricted URL) and
 ``scanners-user-agents.data`` (URL scan), are read here into the settings as plain entries
-with the file's name and sha256 (:class:`~l7analytics.config.RuleList`), which alerts record:
+with the file's name and sha256 (:class:`~l7analytics.core.settings.RuleList`), which alerts record:
 two machines given the same settings file either use the same lists or their alerts say which
 list differed.
 
 A setting is ``auto`` (the file where Debian's ``modsecurity-crs`` package puts it, else no
 list), ``false`` (no list) or a path (which must exist: a missing file is a settings error
-naming the key). Jobs load their settings with :func:`load_job_settings` (the settings file,
-then the lists); settings built in code go through :func:`resolve_rule_lists`.
+naming the key). Jobs load their settings with
+:func:`l7analytics.adapters.settings_file.load_job_settings` (the settings file, then the
+lists); settings built in code go through :func:`resolve_rule_lists`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from l7analytics.config import CrsSetting, RuleList, Settings, load_settings
-from l7analytics.errors import ConfigError
-from l7analytics.windows import shown
+from l7analytics.core.errors import ConfigError
+from l7analytics.core.settings import CrsSetting, RuleList, Settings
+from l7analytics.core.windows import shown
 
 #: Where Debian's ``modsecurity-crs`` package puts CRS data files (``auto`` looks here).
 CRS_DATA_DIRS: tuple[Path, ...] = (
@@ -74,19 +74,6 @@ def _read(path: Path, key: str) -> RuleList:
     )
 
 
-def load_job_settings(
-    path: str | Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    *,
-    dirs: Sequence[Path] | None = None,
-) -> Settings:
-    """The settings a job runs with: :func:`~l7analytics.config.load_settings`, then the rule
-    lists they name read once (:func:`resolve_rule_lists`). Every problem is one
-    :class:`ConfigError` line naming the file and the key."""
-    settings = load_settings(path, overrides)
-    return resolve_rule_lists(settings, where=path, dirs=dirs)
-
-
 def resolve_rule_lists(
     settings: Settings,
     *,
@@ -129,7 +116,6 @@ __all__ = [
     "CRS_DATA_DIRS",
     "RESTRICTED_FILES",
     "SCANNER_USER_AGENTS",
-    "load_job_settings",
     "read_rule_list",
     "resolve_rule_lists",
 ]

@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l7analytics.adapters.paths import check_output_file
-from l7analytics.alerts import Alert, merge_stored
-from l7analytics.errors import ConfigError, InputError, LakeError, SinkError
-from l7analytics.windows import Window, iso
+from l7analytics.core.alerts import Alert, merge_stored
+from l7analytics.core.errors import ConfigError, InputError, LakeError, SinkError
+from l7analytics.core.windows import Window, iso
 
 try:
     import fcntl

@@ -34,8 +34,8 @@ Commit protocol (local filesystems). A partition directory is only ever moved wh
 An error before the record (a full disk while staging) deletes the staging: the lake is as
 it was. An error after it releases the run's lock and recovers at once; whatever cannot be
 done then is done by the next recovery. Every filesystem failure is a one-line
-:class:`~l7analytics.errors.LakeError` naming the lake; a root that is a regular file is a
-:class:`~l7analytics.errors.ConfigError` when the lake object is made.
+:class:`~l7analytics.core.errors.LakeError` naming the lake; a root that is a regular file is a
+:class:`~l7analytics.core.errors.ConfigError` when the lake object is made.
 
 Recovery (:meth:`ParquetLake.recover`, under the lake lock) runs when a writer starts, before
 every commit, at the start of ``score`` and on a lake object's first read; with nothing in
@@ -90,12 +90,12 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from l7analytics import __version__
-from l7analytics.arrowutil import rows_in_window
-from l7analytics.errors import ConfigError, LakeError
-from l7analytics.prefetch import prefetch
-from l7analytics.schema import L7_SCHEMA, SCHEMA_VERSION, UNLOGGED_SCHEMA
-from l7analytics.summary import SummarySpec
-from l7analytics.windows import Window, floor_time, iso
+from l7analytics.core.arrowutil import rows_in_window
+from l7analytics.core.errors import ConfigError, LakeError
+from l7analytics.core.schema import L7_SCHEMA, SCHEMA_VERSION, UNLOGGED_SCHEMA
+from l7analytics.core.summary import SummarySpec
+from l7analytics.core.windows import Window, floor_time, iso
+from l7analytics.jobs.prefetch import prefetch
 
 try:
     import fcntl

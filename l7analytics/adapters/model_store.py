@@ -19,12 +19,12 @@ import sklearn
 
 from l7analytics import __version__
 from l7analytics.adapters.lake import ParquetLake
-from l7analytics.errors import ModelError
-from l7analytics.windows import Window, parse_time
+from l7analytics.core.errors import ModelError
+from l7analytics.core.windows import Window, parse_time
 
 
 class LakeModelStore:
-    """A :class:`~l7analytics.ports.ModelStore` on the lake's filesystem."""
+    """A :class:`~l7analytics.jobs.ports.ModelStore` on the lake's filesystem."""
 
     def __init__(self, lake: ParquetLake) -> None:
         self.lake = lake

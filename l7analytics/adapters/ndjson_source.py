@@ -17,11 +17,11 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
-from l7analytics.arrowutil import is_utf8
-from l7analytics.errors import InputError
-from l7analytics.ports import RawBatch
-from l7analytics.rawjson import DOCUMENTS, HITS, read_block, text_table
-from l7analytics.windows import Window
+from l7analytics.core.arrowutil import is_utf8
+from l7analytics.core.errors import InputError
+from l7analytics.core.rawjson import DOCUMENTS, HITS, read_block, text_table
+from l7analytics.core.windows import Window
+from l7analytics.jobs.ports import RawBatch
 
 BLOCK_BYTES = 16 << 20
 

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from l7analytics.errors import ConfigError
+from l7analytics.core.errors import ConfigError
 
 FileId = tuple[int, int] | str
 

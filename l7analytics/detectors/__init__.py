@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from l7analytics.config import Settings
+from l7analytics.core.settings import Settings
 from l7analytics.detectors.base import DetectionContext, Detector
 from l7analytics.detectors.restricted_url import RestrictedUrlDetector
 from l7analytics.detectors.unusual_pair import UnusualPairDetector
@@ -22,8 +22,8 @@ def build_detectors(settings: Settings) -> list[Detector]:
     """The enabled detectors, each built from its own section of the settings.
 
     Building reads no file: external rule lists were read into the settings when they loaded
-    (:func:`l7analytics.config.load_settings`), so the same settings give the same detectors
-    on every machine."""
+    (:func:`l7analytics.adapters.settings_file.load_job_settings`), so the same settings give
+    the same detectors on every machine."""
     detectors: list[Detector] = []
     for detector_id, cls in REGISTRY.items():
         config = getattr(settings.detectors, detector_id.removeprefix("l7."))

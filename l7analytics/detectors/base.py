@@ -11,7 +11,7 @@ Airflow mapped task):
     reduce: partial aggregates -> one (sums over the same keys; associative, so partials can be
     combined in any order and any number of times);
 ``detect(summary, context)``
-    the verdict: the combined aggregate -> :class:`~l7analytics.alerts.Alert` objects.
+    the verdict: the combined aggregate -> :class:`~l7analytics.core.alerts.Alert` objects.
 
 Detectors that learn declare it (``learns = True``), implement ``fit(summary, context) ->
 self`` and keep learnt state in attributes ending with ``_``, as scikit-learn estimators do;
@@ -35,8 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.alerts import Alert
-from l7analytics.windows import Window
+from l7analytics.core.alerts import Alert
+from l7analytics.core.windows import Window
 
 
 @dataclass(slots=True)

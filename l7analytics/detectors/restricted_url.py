@@ -1,6 +1,6 @@
 """Restricted-URL access: requests for sensitive files and admin or debug endpoints.
 
-Rules match the *normalized* path (:func:`l7analytics.urls.normalize_path`), so
+Rules match the *normalized* path (:func:`l7analytics.core.urls.normalize_path`), so
 ``/%2e%67it/config``, ``//.env`` or ``/a/../.git/HEAD`` cannot slip past a plain string
 match, and a request answered 2xx (the file was served) is more severe than a denied one
 (Wazuh's 31106 idea). Rules can be scoped to destination namespaces and services, restricted to
@@ -20,9 +20,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.alerts import Alert, Finding
-from l7analytics.arrowutil import map_unique
-from l7analytics.config import RestrictedRule, RestrictedUrlConfig
+from l7analytics.core.alerts import Alert, Finding
+from l7analytics.core.arrowutil import map_unique
+from l7analytics.core.settings import RestrictedRule, RestrictedUrlConfig
+from l7analytics.core.urls import normalize_path
 from l7analytics.detectors.base import (
     DetectionContext,
     Detector,
@@ -32,7 +33,6 @@ from l7analytics.detectors.base import (
     ordered_frame,
     text_or_none,
 )
-from l7analytics.urls import normalize_path
 
 #: The rule made of OWASP CRS's ``restricted-files.data``.
 CRS_RULE_ID = "crs-restricted-files"

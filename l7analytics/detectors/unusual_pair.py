@@ -31,8 +31,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sklearn.ensemble import IsolationForest
 
-from l7analytics.alerts import Alert, Finding
-from l7analytics.config import UnusualPairConfig
+from l7analytics.core.alerts import Alert, Finding
+from l7analytics.core.errors import ModelError
+from l7analytics.core.settings import UnusualPairConfig
+from l7analytics.core.summary import SummarySpec
+from l7analytics.core.windows import Window, iso
 from l7analytics.detectors.base import (
     DetectionContext,
     Detector,
@@ -49,9 +52,6 @@ from l7analytics.detectors.pair_features import (
     feature_matrix,
     observed_quantities,
 )
-from l7analytics.errors import ModelError
-from l7analytics.summary import SummarySpec
-from l7analytics.windows import Window, iso
 
 _TS = pa.timestamp("s", tz="UTC")
 HISTORY_SCHEMA = pa.schema(
@@ -194,11 +194,11 @@ class UnusualPairDetector(Detector):
         frame = frame[frame["requests"] >= c.min_support].reset_index(drop=True)
         observed = observed_quantities(frame, routes)
         baselines = Baselines.learn(frame, observed)
-        age_cap = c.warmup_delta.total_seconds() / 3600
+        age_cap = c.warmup.total_seconds() / 3600
         raw = feature_matrix(baselines.attach(frame, observed), age_cap)
         baselines.learn_spread(frame, raw)
         features = baselines.standardize(frame, raw)
-        after_warmup = frame["bucket"] >= pd.Timestamp(context.window.start + c.warmup_delta)
+        after_warmup = frame["bucket"] >= pd.Timestamp(context.window.start + c.warmup)
         x = features.loc[after_warmup.to_numpy()]
         if len(x) < c.min_training_rows:
             raise ModelError(

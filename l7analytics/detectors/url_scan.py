@@ -19,9 +19,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.alerts import Alert, Finding
-from l7analytics.arrowutil import map_unique
-from l7analytics.config import UrlScanConfig
+from l7analytics.core.alerts import Alert, Finding
+from l7analytics.core.arrowutil import map_unique
+from l7analytics.core.settings import UrlScanConfig
 from l7analytics.detectors.base import (
     DetectionContext,
     Detector,

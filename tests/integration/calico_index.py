@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from l7analytics.adapters.elasticsearch.templates import calico_l7_template
-from l7analytics.synth import generate
+from l7analytics.evaluation.synth import generate
 
 #: The hours of generated traffic the secure servers hold (incidents fall in 02:00-06:00).
 SECURE_DAY = datetime(2026, 11, 1, tzinfo=UTC)

@@ -21,7 +21,7 @@ import pytest
 from calico_index import delete_indices, generated_docs, index_docs
 
 from l7analytics.adapters.lake import ParquetLake
-from l7analytics.windows import Window
+from l7analytics.core.windows import Window
 
 pytestmark = [pytest.mark.es, pytest.mark.parametrize("es_server", ["es8"], indirect=True)]
 

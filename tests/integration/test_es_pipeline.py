@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from calico_index import delete_indices, generated_docs, index_docs
 
-from l7analytics.cli import main
+from l7analytics.ui.cli import main
 
 pytestmark = pytest.mark.es
 

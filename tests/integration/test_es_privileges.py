@@ -15,7 +15,7 @@ import pytest
 from calico_index import delete_indices
 from privileges import ALERTS, EVENTS, JOB_ROLE, JOB_USER, L7_LOGS, Grant, grants
 
-from l7analytics.cli import main
+from l7analytics.ui.cli import main
 
 pytestmark = pytest.mark.es
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import pytest
 
-from l7analytics.adapters.elasticsearch.connection import EsSettings, connect, translate_errors
-from l7analytics.cli import main
-from l7analytics.errors import ConfigError
+from l7analytics.adapters.elasticsearch.connection import EsConnection, connect, translate_errors
+from l7analytics.core.errors import ConfigError
+from l7analytics.ui.cli import main
 
 pytestmark = pytest.mark.es
 
 
 def test_basic_auth_reads_the_cluster(secure_es_server):
-    settings = EsSettings(
+    settings = EsConnection(
         hosts=[secure_es_server.url],
         username=secure_es_server.username,
         password=secure_es_server.password,
@@ -64,7 +64,7 @@ def test_wrong_credentials_exit_2_in_one_line_without_the_secret(
 
 
 def test_settings_never_show_secrets():
-    settings = EsSettings(hosts=["https://user:pw@es:9200"], api_key="c2VjcmV0",
+    settings = EsConnection(hosts=["https://user:pw@es:9200"], api_key="c2VjcmV0",
                           password="hunter2")  # fmt: skip
     shown = repr(settings) + str(settings.model_dump())
     assert "c2VjcmV0" not in shown and "hunter2" not in shown
@@ -72,7 +72,7 @@ def test_settings_never_show_secrets():
 
 
 def test_unreachable_host_is_one_line(tmp_path):
-    client = connect(EsSettings(hosts=["http://127.0.0.1:9"], max_retries=0))
+    client = connect(EsConnection(hosts=["http://127.0.0.1:9"], max_retries=0))
     with pytest.raises(Exception) as info, translate_errors("http://127.0.0.1:9", "counting"):
         client.count(index="x")
     assert "unreachable" in str(info.value) and not isinstance(info.value, ConfigError)

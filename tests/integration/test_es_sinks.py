@@ -9,8 +9,8 @@ import pytest
 from calico_index import delete_indices
 
 from l7analytics.adapters.elasticsearch.sinks import CalicoEventsSink, EsAlertSink
-from l7analytics.alerts import EVENT_FIELDS, Alert, Finding, suppress
-from l7analytics.errors import SinkError
+from l7analytics.core.alerts import EVENT_FIELDS, Alert, Finding, suppress
+from l7analytics.core.errors import SinkError
 
 pytestmark = pytest.mark.es
 

@@ -14,9 +14,9 @@ from l7analytics.adapters.elasticsearch.source import EsL7Source, EsReadOptions
 from l7analytics.adapters.files import NdjsonQuarantine
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.adapters.ndjson_source import NdjsonSource
-from l7analytics.errors import SourceError
-from l7analytics.pipeline import extract
-from l7analytics.windows import Window
+from l7analytics.core.errors import SourceError
+from l7analytics.core.windows import Window
+from l7analytics.jobs.pipeline import extract
 
 pytestmark = pytest.mark.es
 

@@ -17,7 +17,7 @@ import pytest
 from calico_index import SECURE_DAY, generated_docs
 from tls_certs import make_ca, write_ca_file
 
-from l7analytics.cli import main
+from l7analytics.ui.cli import main
 
 pytestmark = pytest.mark.es
 

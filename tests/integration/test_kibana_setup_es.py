@@ -13,8 +13,8 @@ import pytest
 from calico_index import delete_indices
 from kibana_stub import StubKibana
 
-from l7analytics.cli import main
-from l7analytics.kibana import KIBANA_7_17, KIBANA_8_14
+from l7analytics.adapters.kibana import KIBANA_7_17, KIBANA_8_14
+from l7analytics.ui.cli import main
 
 pytestmark = pytest.mark.es
 

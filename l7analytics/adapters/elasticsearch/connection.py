@@ -34,16 +34,22 @@ from typing import Any
 from pydantic import ConfigDict, ValidationError
 
 from l7analytics.adapters.tls import speaks_tls, tls_reason
-from l7analytics.config import EsConnectionConfig
-from l7analytics.errors import ConfigError, L7AnalyticsError, SinkError, SourceError, SourceTimeout
+from l7analytics.core.errors import (
+    ConfigError,
+    L7AnalyticsError,
+    SinkError,
+    SourceError,
+    SourceTimeout,
+)
+from l7analytics.core.settings import EsConnectionConfig, Settings
 
 ENV_PREFIX = "L7_ES_"
 log = logging.getLogger(__name__)
 
 
-class EsSettings(EsConnectionConfig):
+class EsConnection(EsConnectionConfig):
     """Where Elasticsearch is and how to authenticate: the settings' connection section
-    (:class:`~l7analytics.config.EsConnectionConfig`, its fields and checks) with the
+    (:class:`~l7analytics.core.settings.EsConnectionConfig`, its fields and checks) with the
     ``L7_ES_*`` environment applied, frozen, and the ways to connect."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -51,7 +57,7 @@ class EsSettings(EsConnectionConfig):
     @classmethod
     def load(
         cls, section: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-    ) -> EsSettings:
+    ) -> EsConnection:
         """Settings from a config section overridden by ``L7_ES_*`` environment variables."""
         environ = os.environ if environ is None else environ
         data = dict(section or {})
@@ -70,6 +76,15 @@ class EsSettings(EsConnectionConfig):
             ) from None
 
     @classmethod
+    def from_settings(
+        cls, settings: Settings, environ: Mapping[str, str] | None = None
+    ) -> EsConnection:
+        """The one conversion from the job settings' ``elasticsearch.connection`` (checked when
+        the settings loaded; the same fields), with ``L7_ES_*`` environment variables over it:
+        the environment wins, and is read here, when connecting."""
+        return cls.load(settings.elasticsearch.connection.model_dump(exclude_unset=True), environ)
+
+    @classmethod
     def from_airflow(
         cls,
         *,
@@ -79,7 +94,7 @@ class EsSettings(EsConnectionConfig):
         login: str | None,
         password: str | None,
         extra: Mapping[str, Any] | None,
-    ) -> EsSettings:
+    ) -> EsConnection:
         """Settings from an Airflow Connection (JSON form, e.g. ``AIRFLOW_CONN_L7_ELASTICSEARCH``):
         ``host`` (with or without scheme), ``port``, ``schema`` (http/https), ``login`` and
         ``password``; ``extra`` may hold ``api_key``, ``ca_certs``, ``verify_certs``,
@@ -114,30 +129,30 @@ class EsSettings(EsConnectionConfig):
         return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
 
-def connect(settings: EsSettings):  # -> elasticsearch.Elasticsearch
-    """A client for ``settings`` (8.x client; it works with 7.17 and 8.x servers)."""
+def connect(connection: EsConnection):  # -> elasticsearch.Elasticsearch
+    """A client for ``connection`` (8.x client; it works with 7.17 and 8.x servers)."""
     from elasticsearch import Elasticsearch
     from elasticsearch.serializer import OrjsonSerializer
 
     kwargs: dict[str, Any] = {
-        "hosts": settings.hosts,
-        "request_timeout": settings.request_timeout,
+        "hosts": connection.hosts,
+        "request_timeout": connection.request_timeout,
         "max_retries": 0,  # RetryPolicy is the one retry layer (with backoff; the client has none)
         "serializer": OrjsonSerializer(),
     }
-    if any(host.startswith("https://") for host in settings.hosts):
+    if any(host.startswith("https://") for host in connection.hosts):
         # TLS options on an http:// host are refused by the client: they only go with https.
-        kwargs["verify_certs"] = settings.verify_certs
+        kwargs["verify_certs"] = connection.verify_certs
         kwargs["ssl_show_warn"] = False  # one warning below, not one per node and request
-        if settings.ca_certs:
-            kwargs["ca_certs"] = settings.ca_certs
-        if not settings.verify_certs:
-            warn_unverified(settings.display_host)
-    if settings.api_key is not None:
-        kwargs["api_key"] = settings.api_key.get_secret_value()
-    elif settings.username:
-        password = settings.password.get_secret_value() if settings.password else ""
-        kwargs["basic_auth"] = (settings.username, password)
+        if connection.ca_certs:
+            kwargs["ca_certs"] = connection.ca_certs
+        if not connection.verify_certs:
+            warn_unverified(connection.display_host)
+    if connection.api_key is not None:
+        kwargs["api_key"] = connection.api_key.get_secret_value()
+    elif connection.username:
+        password = connection.password.get_secret_value() if connection.password else ""
+        kwargs["basic_auth"] = (connection.username, password)
     return Elasticsearch(**kwargs)
 
 

@@ -20,7 +20,7 @@ from l7analytics.adapters.elasticsearch.connection import (
     translate_errors,
 )
 from l7analytics.adapters.elasticsearch.templates import calico_l7_template
-from l7analytics.errors import ConfigError, InputError, SinkError
+from l7analytics.core.errors import ConfigError, InputError, SinkError
 
 
 def _documents(paths: Sequence[Path]) -> Iterator[dict[str, Any]]:

@@ -13,9 +13,9 @@ security-events schema (top-level fields of the alert plus ``cluster``); documen
 once (``op_type: create``) and an existing id is left alone, as Linseed does.
 
 Items the server rejects with 429 or 5xx are retried with backoff; what still fails is
-reported with the reason and fails the run (:class:`~l7analytics.errors.SinkError`). An item
+reported with the reason and fails the run (:class:`~l7analytics.core.errors.SinkError`). An item
 refused for want of a privilege (403) fails it at once, naming the privilege
-(:class:`~l7analytics.errors.ConfigError`).
+(:class:`~l7analytics.core.errors.ConfigError`).
 
 The index template is installed on every run (so an upgrade brings its new fields), which
 needs the cluster privilege ``manage_index_templates``; a role without it still writes into an
@@ -36,8 +36,8 @@ from l7analytics.adapters.elasticsearch.connection import (
     translate_errors,
 )
 from l7analytics.adapters.elasticsearch.templates import alerts_template
-from l7analytics.alerts import EVENT_FIELDS, Alert, merge_stored
-from l7analytics.errors import ConfigError, SinkError
+from l7analytics.core.alerts import EVENT_FIELDS, Alert, merge_stored
+from l7analytics.core.errors import ConfigError, SinkError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Calico L7 logs from Elasticsearch, as a :class:`~l7analytics.ports.LogSource`.
+"""Calico L7 logs from Elasticsearch, as a :class:`~l7analytics.jobs.ports.LogSource`.
 
 How a window ``[start, end)`` on ``end_time`` is read:
 
@@ -41,11 +41,11 @@ from l7analytics.adapters.elasticsearch.connection import (
     lacks_read,
     translate_errors,
 )
-from l7analytics.errors import ConfigError, SourceError, SourceTimeout
-from l7analytics.ports import RawBatch
-from l7analytics.prefetch import interleave
-from l7analytics.rawjson import documents_table
-from l7analytics.windows import Window, iso
+from l7analytics.core.errors import ConfigError, SourceError, SourceTimeout
+from l7analytics.core.rawjson import documents_table
+from l7analytics.core.windows import Window, iso
+from l7analytics.jobs.ports import RawBatch
+from l7analytics.jobs.prefetch import interleave
 
 
 @dataclass(frozen=True)

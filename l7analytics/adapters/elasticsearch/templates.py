@@ -87,7 +87,7 @@ ALERT_MAPPING: dict[str, Any] = {
 
 
 #: Keys of every alert's record kept in ``_source`` but not indexed: detail for reading, not
-#: for filtering (a test checks every other shared key of :class:`~l7analytics.alerts.Finding`
+#: for filtering (a test checks every other shared key of :class:`~l7analytics.core.alerts.Finding`
 #: and the window keys are mapped).
 STORED_ONLY_RECORD_FIELDS = frozenset({"path_details", "thresholds", "score_meaning"})
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from l7analytics import __version__
-from l7analytics.errors import ConfigError, InputError, L7AnalyticsError, LakeError
-from l7analytics.windows import LATEST, Window, check_range, floor_time, iso, parse_time, shown
+from l7analytics.core.errors import ConfigError, InputError, L7AnalyticsError
+from l7analytics.core.windows import LATEST, Window, check_range, floor_time, iso, parse_time, shown
 
 #: Traffic multipliers of ``generate``: below, id pools round to nothing; above, a day is
 #: hundreds of gigabytes.
@@ -341,7 +341,7 @@ def _aligned(window: Window | None, step: timedelta, why: str) -> None:
     """``window`` starts and ends on multiples of ``step`` (the lake's hours, the settings'
     window), or one line saying so before anything is read."""
     if window is not None and not window.is_aligned(step):
-        from l7analytics.config import format_duration
+        from l7analytics.core.settings import format_duration
 
         raise ConfigError(
             f"--start {iso(window.start)} and --end {iso(window.end)} must be on multiples "
@@ -350,31 +350,15 @@ def _aligned(window: Window | None, step: timedelta, why: str) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from l7analytics.adapters.crs import load_job_settings
+    from l7analytics.jobs import composition
 
-    return load_job_settings(getattr(args, "config", None))
+    return composition.load_job_settings(getattr(args, "config", None))
 
 
 def _lake(root: str, *, existing: bool, writes: bool) -> Any:
-    """The lake at ``root``, checked: a local one that must hold data exists, one that is
-    written can be written; a URI's scheme is one pyarrow.fs knows."""
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.paths import check_writable_dir
+    from l7analytics.jobs import composition
 
-    if not root.strip():
-        raise ConfigError("--lake: give a directory or a URI")
-    if "://" in root:
-        try:
-            return ParquetLake(root)
-        except ValueError as exc:  # pyarrow.ArrowInvalid: an unknown scheme, a bad URI
-            raise ConfigError(f"--lake {root}: not a URI pyarrow.fs understands ({exc})") from None
-        except OSError as exc:  # the store cannot be reached (S3 resolves the bucket's region)
-            raise LakeError(f"lake {root}: cannot open: {exc}") from None
-    if existing and not Path(root).is_dir():
-        raise ConfigError(f"--lake {root}: no lake there (not a directory); run extract first")
-    if writes:
-        check_writable_dir(root, "--lake")
-    return ParquetLake(root)
+    return composition.open_lake(root, existing=existing, writes=writes, flag="--lake")
 
 
 def _inputs(paths: Sequence[str], warnings: list[str]) -> list[str]:
@@ -397,8 +381,8 @@ def _inputs(paths: Sequence[str], warnings: list[str]) -> list[str]:
 def _quarantine(args: argparse.Namespace, window: Window | None) -> str:
     """The quarantine file: given, or under a local lake; it must be writable, and a file
     already there must be a quarantine file (a clean run removes it)."""
-    from l7analytics.adapters.files import quarantine_path
     from l7analytics.adapters.paths import check_output_file
+    from l7analytics.jobs.composition import quarantine_path
 
     path = getattr(args, "quarantine", None)
     if path is None:
@@ -434,13 +418,11 @@ def _check_quarantine_file(path: Path) -> None:
 
 def _alert_file(args: argparse.Namespace) -> Any | None:
     """The ``--alerts`` sink, checked (name, directory, an existing file is an alerts file)."""
-    from l7analytics.adapters.files import alert_sink_for
+    from l7analytics.jobs import composition
 
     if getattr(args, "alerts", None) is None:
         return None
-    sink = alert_sink_for(args.alerts)
-    sink.check()
-    return sink
+    return composition.alert_file(args.alerts)
 
 
 def _sinks(args: argparse.Namespace, settings: Any) -> list[Any]:
@@ -448,10 +430,9 @@ def _sinks(args: argparse.Namespace, settings: Any) -> list[Any]:
     file_sink = _alert_file(args)
     sinks = [file_sink] if file_sink is not None else []
     if getattr(args, "es", False):
-        from l7analytics.adapters.elasticsearch.factory import es_client, es_sinks
+        from l7analytics.jobs import composition
 
-        client, host = es_client(settings)
-        sinks += es_sinks(settings, client, host)
+        sinks += composition.es_sinks(settings)
     if not sinks:
         raise ConfigError("nowhere to write alerts: give --alerts FILE or --es")
     return sinks
@@ -485,20 +466,17 @@ def _source(
     args: argparse.Namespace, settings: Any, window: Window | None, inputs: list[str]
 ) -> Any:
     """NDJSON files, or Elasticsearch with ``--es``; exactly one of them."""
-    from l7analytics.adapters.ndjson_source import NdjsonSource
+    from l7analytics.jobs import composition
 
     if getattr(args, "es", False) and inputs:
         raise ConfigError("give --input files or --es, not both")
     if inputs:
-        return NdjsonSource(inputs)
+        return composition.file_source(inputs)
     if not getattr(args, "es", False):
         raise ConfigError("nothing to read: give --input FILE or --es")
     if window is None:
         raise ConfigError("--es needs --start and --end")
-    from l7analytics.adapters.elasticsearch.factory import es_client, es_source
-
-    client, host = es_client(settings)
-    return es_source(settings, client, host)
+    return composition.es_source(settings)
 
 
 def _distinct(plan: _Extraction, sinks: Sequence[Any] = ()) -> None:
@@ -536,7 +514,7 @@ def _first_day(text: str) -> datetime:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from l7analytics.adapters.paths import check_output_file
-    from l7analytics.synth import labels_path
+    from l7analytics.evaluation.synth import labels_path
 
     start = _first_day(args.start)
     _days(args.days, start, 1)
@@ -550,8 +528,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _generate(out: Path, start: datetime, days: int, seed: int, scale: float) -> None:
-    from l7analytics.report import console, progress_bar
-    from l7analytics.synth import write_dataset
+    from l7analytics.evaluation.synth import write_dataset
+    from l7analytics.ui.report import console, progress_bar
 
     with progress_bar("generating", None, "documents") as advance:
         summary = write_dataset(out, start, days, seed, scale=scale, progress=advance)
@@ -563,16 +541,16 @@ def _generate(out: Path, start: datetime, days: int, seed: int, scale: float) ->
 
 
 def _extract(plan: _Extraction, run_mode: str) -> Any:
-    from l7analytics.adapters.files import NdjsonQuarantine
-    from l7analytics.pipeline import extract
-    from l7analytics.report import console, extract_summary, progress_bar
+    from l7analytics.jobs import composition
+    from l7analytics.jobs.pipeline import extract
+    from l7analytics.ui.report import console, extract_report, progress_bar
 
-    quarantine = NdjsonQuarantine(plan.quarantine)
+    quarantine = composition.quarantine(plan.quarantine)
     with progress_bar("extracting", None, "documents") as advance:
         result = extract(
             plan.source, plan.lake, plan.window, quarantine, run_mode=run_mode, progress=advance
         )
-    console.print(extract_summary(result, plan.root, plan.quarantine))
+    console.print(extract_report(result, plan.root, plan.quarantine))
     if result.documents == 0:
         console.print("the input held no documents: nothing was added to the lake")
     return result
@@ -596,12 +574,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(lake: Any, window: Window, settings: Any) -> None:
-    from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.pipeline import train
-    from l7analytics.report import console, progress_bar
+    from l7analytics.jobs.composition import model_store
+    from l7analytics.jobs.pipeline import train
+    from l7analytics.ui.report import console, progress_bar
 
     with progress_bar("training", None) as advance:
-        results = train(lake, window, settings, LakeModelStore(lake), advance)
+        results = train(lake, window, settings, model_store(lake), advance)
     for result in results:
         console.print(
             f"trained {result.detector} model {result.version} on {window}: "
@@ -612,23 +590,23 @@ def _train(lake: Any, window: Window, settings: Any) -> None:
 
 
 def _score(lake: Any, settings: Any, window: Window, sinks: list[Any], run_mode: str) -> Any:
-    from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.pipeline import score
-    from l7analytics.report import alerts_table, console, progress_bar, score_summary
+    from l7analytics.jobs.composition import model_store
+    from l7analytics.jobs.pipeline import score
+    from l7analytics.ui.report import alerts_table, console, progress_bar, score_report
 
     with progress_bar("scoring", None) as advance:
         result = score(
-            lake, window, settings, sinks, LakeModelStore(lake), run_mode=run_mode, progress=advance
+            lake, window, settings, sinks, model_store(lake), run_mode=run_mode, progress=advance
         )
     console.print(alerts_table(result.alerts, limit=15))
-    console.print(score_summary(result, [s.description for s in sinks]))
+    console.print(score_report(result, [s.description for s in sinks]))
     return result
 
 
 def _score_window(args: argparse.Namespace, settings: Any) -> Window:
     window = _window(args)
     assert window is not None  # --start and --end are required
-    _aligned(window, settings.window_delta, f"the settings' window is {settings.window}")
+    _aligned(window, settings.window, f"the settings' window is {settings.window}")
     return window
 
 
@@ -657,8 +635,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from l7analytics.adapters.files import read_alerts
-    from l7analytics.evaluation import evaluate
-    from l7analytics.report import console, evaluation_table
+    from l7analytics.evaluation.metrics import evaluate
+    from l7analytics.ui.report import console, evaluation_table
 
     window = _window(args)
     alerts = read_alerts(args.alerts)
@@ -710,11 +688,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _demo(out: Path, start: datetime, days: int, seed: int, settings: Any) -> int:
     """generate, extract, train, score the last day, evaluate and plot, all in ``out``."""
-    from l7analytics.adapters.files import alert_sink_for, quarantine_path, read_alerts
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.evaluation import evaluate
-    from l7analytics.report import console, evaluation_table
-    from l7analytics.synth import labels_path, load_labels
+    from l7analytics.adapters.files import read_alerts
+    from l7analytics.evaluation.metrics import evaluate
+    from l7analytics.evaluation.synth import labels_path, load_labels
+    from l7analytics.jobs import composition
+    from l7analytics.ui.report import console, evaluation_table
 
     out.mkdir(parents=True, exist_ok=True)
     logs, lake_root, alerts = out / "l7logs.ndjson.gz", out / "lake", out / "alerts.ndjson"
@@ -722,12 +700,13 @@ def _demo(out: Path, start: datetime, days: int, seed: int, settings: Any) -> in
     scored = Window(last_day, last_day + timedelta(days=1))
     console.rule(f"l7analytics demo in {out}")
     _generate(logs, start, days, seed, 1.0)
-    lake = ParquetLake(lake_root)
-    quarantine = str(quarantine_path(lake_root, None))
-    _extract(_Extraction(_ndjson([str(logs)]), lake, str(lake_root), None, quarantine), "scheduled")
+    lake = composition.open_lake(lake_root)
+    quarantine = str(composition.quarantine_path(lake_root, None))
+    source = composition.file_source([str(logs)])
+    _extract(_Extraction(source, lake, str(lake_root), None, quarantine), "scheduled")
     _train(lake, Window(start, last_day), settings)
     alerts.unlink(missing_ok=True)  # the demo's own file: a new demo starts it afresh
-    result = _score(lake, settings, scored, [alert_sink_for(alerts)], "scheduled")
+    result = _score(lake, settings, scored, [composition.alert_file(alerts)], "scheduled")
     documents = read_alerts(alerts)
     report = evaluate(documents, load_labels(labels_path(logs)), scored.start, scored.end)
     console.print(evaluation_table(report))
@@ -737,16 +716,10 @@ def _demo(out: Path, start: datetime, days: int, seed: int, settings: Any) -> in
     return 1 if result.failed else 0
 
 
-def _ndjson(paths: list[str]) -> Any:
-    from l7analytics.adapters.ndjson_source import NdjsonSource
-
-    return NdjsonSource(paths)
-
-
 def _alerts_plot(alerts: list, path: Path, window: Window) -> str:
     """Write the alerts-per-hour PNG; one line saying where, or why it was skipped."""
     try:
-        from l7analytics.plots import save_alerts_over_time
+        from l7analytics.ui.plots import save_alerts_over_time
 
         return f"alerts over time by detector: {save_alerts_over_time(alerts, path, window)}"
     except ModuleNotFoundError as exc:
@@ -761,9 +734,9 @@ def _alerts_plot(alerts: list, path: Path, window: Window) -> str:
 def cmd_load_es(args: argparse.Namespace) -> int:
     import re
 
-    from l7analytics.adapters.elasticsearch.factory import es_client
     from l7analytics.adapters.elasticsearch.loader import load_documents
-    from l7analytics.report import console
+    from l7analytics.jobs.composition import es_client
+    from l7analytics.ui.report import console
 
     settings = _settings(args)
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.cluster):
@@ -784,16 +757,16 @@ def cmd_kibana_setup(args: argparse.Namespace) -> int:
     """Kibana's version picks the saved objects; the alerts index comes first (``--skip-es``)."""
     from rich.table import Table
 
-    from l7analytics.adapters.elasticsearch.factory import es_settings
-    from l7analytics.kibana.setup import kibana_url_from, setup_kibana
-    from l7analytics.report import console
+    from l7analytics.adapters.kibana.setup import kibana_url_from, setup_kibana
+    from l7analytics.jobs.composition import es_connection
+    from l7analytics.ui.report import console
 
     url = kibana_url_from(args.kibana_url)
     settings = _settings(args)
     result = setup_kibana(
         url,
         settings,
-        es_settings(settings),
+        es_connection(settings),
         alerts_index=not args.skip_es,
         say=lambda line: console.print(line, soft_wrap=True),
     )
@@ -812,7 +785,7 @@ def cmd_kibana_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from l7analytics.config import default_config_text
+    from l7analytics.adapters.settings_file import default_config_text
 
     print(default_config_text(), end="")
     return 0

@@ -18,19 +18,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.alerts import Alert, suppress
-from l7analytics.allowlist import COLUMNS as ALLOWLIST_COLUMNS
-from l7analytics.allowlist import remove_allowlisted
-from l7analytics.arrowutil import rows_in_window
-from l7analytics.config import Settings
+from l7analytics.core.alerts import Alert, suppress
+from l7analytics.core.arrowutil import rows_in_window
+from l7analytics.core.errors import ConfigError, L7AnalyticsError, LakeError, ModelError
+from l7analytics.core.normalize import NormalizedBatch, normalize_table
+from l7analytics.core.schema import L7_SCHEMA
+from l7analytics.core.settings import Settings
+from l7analytics.core.windows import Window, floor_time, iso
 from l7analytics.detectors import DetectionContext, Detector, build_detectors
+from l7analytics.detectors.allowlist import COLUMNS as ALLOWLIST_COLUMNS
+from l7analytics.detectors.allowlist import remove_allowlisted
 from l7analytics.detectors.unusual_pair import HISTORY, combine_history
-from l7analytics.errors import ConfigError, L7AnalyticsError, LakeError, ModelError
-from l7analytics.normalize import NormalizedBatch, normalize_table
-from l7analytics.ports import AlertSink, Lake, LogSource, ModelStore, Quarantine, RawBatch
-from l7analytics.prefetch import prefetch
-from l7analytics.schema import L7_SCHEMA
-from l7analytics.windows import Window, floor_time, iso
+from l7analytics.jobs.ports import AlertSink, Lake, LogSource, ModelStore, Quarantine, RawBatch
+from l7analytics.jobs.prefetch import prefetch
 
 #: Summaries the lake keeps per partition (so history reads are cheap).
 LAKE_SUMMARIES = {"pairs": HISTORY}
@@ -145,7 +145,7 @@ def summarize_window(
     partials: dict[str, list[pa.Table]] = defaultdict(list)
     allowlisted: dict[str, int] = defaultdict(int)
     rows = 0
-    bucket = settings.window_delta
+    bucket = settings.window
     for batch in lake.read(window, columns):
         table = pa.Table.from_batches([batch])
         rows += table.num_rows
@@ -265,7 +265,7 @@ def score(
     scored without and listed in ``missing_hours``.
     """
     started = time.perf_counter()
-    if not window.is_aligned(settings.window_delta):
+    if not window.is_aligned(settings.window):
         raise ConfigError(
             f"score window {window} must start and end on multiples of window={settings.window}"
         )
@@ -287,7 +287,7 @@ def score(
             status="ok", allowlisted_rows=summary.allowlisted.get(detector.id, 0)
         )
         context = DetectionContext(
-            window=window, bucket=settings.window_delta, run_mode=run_mode, unlogged=unlogged
+            window=window, bucket=settings.window, run_mode=run_mode, unlogged=unlogged
         )
         try:
             if detector.history_span:
@@ -305,7 +305,7 @@ def score(
         outcome.alerts = len(found)
         result.outcomes[detector.id] = outcome
         alerts.extend(found)
-    result.alerts = suppress(alerts, settings.suppression_delta)
+    result.alerts = suppress(alerts, settings.suppression)
     for detector_id, outcome in result.outcomes.items():  # counted as written, after suppression
         outcome.alerts = sum(a.origin == detector_id for a in result.alerts)
     for sink in sinks:

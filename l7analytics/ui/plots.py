@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from l7analytics.evaluation import DETECTORS
-from l7analytics.windows import Window, floor_time, parse_time
+from l7analytics.core.windows import Window, floor_time, parse_time
+from l7analytics.evaluation.metrics import DETECTORS
 
 HOUR = timedelta(hours=1)
 #: One color per detector, the same in every plot (in registry order).

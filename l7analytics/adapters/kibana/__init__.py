@@ -1,9 +1,9 @@
 """Kibana saved objects for the alerts (data views, saved searches, Lens charts, a dashboard)
 and the import that installs them (``l7analytics kibana-setup``).
 
-The views are defined once (:mod:`~l7analytics.kibana.views`) and shipped in two export forms
-(:mod:`~l7analytics.kibana.render`), because Kibana refuses, and fails the whole import of, any
-object that declares a version newer than it knows:
+The views are defined once (:mod:`~l7analytics.adapters.kibana.views`) and shipped in two
+export forms (:mod:`~l7analytics.adapters.kibana.render`), because Kibana refuses, and fails
+the whole import of, any object that declares a version newer than it knows:
 
 - ``saved_objects-7.17.ndjson``: Kibana 7.17 (what Calico Enterprise 3.17 to 3.20 ship) up to
   8.13, which migrate 7.17 objects forward on import;
@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from importlib.resources import files
 
-from l7analytics.errors import ConfigError
+from l7analytics.core.errors import ConfigError
 
 #: The dashboard (stable ids: a re-import overwrites, never duplicates).
 DASHBOARD_ID = "l7analytics-alerts-dashboard"
@@ -60,7 +60,7 @@ def set_for(version: str) -> ObjectSet:
     if parsed < KIBANA_7_17.oldest or parsed[0] > NEWEST_MAJOR:
         raise ConfigError(
             f"Kibana {version} is not supported: kibana-setup supports {SUPPORTED} "
-            "(the saved objects can also be imported by hand from l7analytics/kibana/)"
+            "(the saved objects can also be imported by hand from l7analytics/adapters/kibana/)"
         )
     return next(s for s in reversed(SETS) if parsed >= s.oldest)
 

@@ -1,7 +1,8 @@
 """What the analyst sees in Kibana, defined once: data views, saved searches, Lens charts and
-the dashboard. :mod:`l7analytics.kibana.render` turns this into each Kibana version's export
-format, so the two shipped sets cannot drift apart: a view is changed here, both files are
-rendered again (``python -m l7analytics.kibana.render``) and the tests check the result.
+the dashboard. :mod:`l7analytics.adapters.kibana.render` turns this into each Kibana
+version's export format, so the two shipped sets cannot drift apart: a view is changed here,
+both files are rendered again (``python -m l7analytics.adapters.kibana.render``) and the tests
+check the result.
 
 Ids are stable (``l7analytics-*``) so that importing again overwrites instead of duplicating.
 """

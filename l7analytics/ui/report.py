@@ -1,4 +1,4 @@
-"""What a person sees: progress bars on long work and a summary at the end of every run."""
+"""What a person sees: progress bars on long work and a report at the end of every run."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from l7analytics.alerts import Alert, severity_band
+from l7analytics.core.alerts import Alert, severity_band
 
 #: Control characters a terminal would act on (ESC sequences recolour or rewrite the screen,
 #: CR overwrites a line), shown instead as ``\x1b``; newlines and tabs are kept.
@@ -66,7 +66,7 @@ def _fmt(n: float) -> str:
     return f"{n:,.0f}"
 
 
-def extract_summary(result: Any, lake: str, quarantine: str | None) -> Table:
+def extract_report(result: Any, lake: str, quarantine: str | None) -> Table:
     table = Table(title="extract", show_header=False, title_justify="left")
     rate = result.documents / result.seconds if result.seconds else 0
     rows = [
@@ -92,7 +92,7 @@ def extract_summary(result: Any, lake: str, quarantine: str | None) -> Table:
     return table
 
 
-def score_summary(result: Any, sinks: Sequence[str]) -> Table:
+def score_report(result: Any, sinks: Sequence[str]) -> Table:
     table = Table(title=f"score {result.window}", title_justify="left")
     for col in ("detector", "status", "alerts", "model", "allowlisted rows", "note"):
         table.add_column(col)

@@ -12,7 +12,7 @@ turn that into what detectors reason about:
   ``/product/OLJCESPC7Z`` and ``/product/66VCHSJNUP`` are the same route.
 
 They are plain Python over one string each; the callers apply them to the *distinct* values of
-an Arrow column (:func:`l7analytics.arrowutil.map_unique`), which is what makes them fast.
+an Arrow column (:func:`l7analytics.core.arrowutil.map_unique`), which is what makes them fast.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.synth.app import V324_FIELDS
+from l7analytics.evaluation.synth.app import V324_FIELDS
 
 if TYPE_CHECKING:
-    from l7analytics.synth.generator import Synth, WindowDocs
+    from l7analytics.evaluation.synth.generator import Synth, WindowDocs
 
 _UNSAFE = frozenset('"\\') | {chr(i) for i in range(32)}
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from l7analytics.config import AllowlistEntry
+from l7analytics.core.settings import AllowlistEntry
 from l7analytics.detectors.base import glob_mask
 
 #: Lake columns an allowlist entry can test.

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from l7analytics.windows import floor_time, iso
+from l7analytics.core.windows import floor_time, iso
 
 ALERT_TYPE = "anomaly_detection_job"
 #: Top-level fields of Calico's security-events schema this project writes.

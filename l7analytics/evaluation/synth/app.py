@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from l7analytics.identity import TEMPLATE_HASH
+from l7analytics.core.identity import TEMPLATE_HASH
 
 NUM_URL_PATH_PARTS = 5  # L7LogsFileAggregationNumURLPath default
 URL_CHAR_LIMIT = 250  # L7LogsFileAggregationURLCharLimit default

@@ -1,18 +1,23 @@
-"""One function per scheduled task, for Airflow (or any other orchestrator).
+"""One function per scheduled task, for Airflow (or any other orchestrator); each builds its
+adapters through :mod:`l7analytics.jobs.composition`.
 
 Each takes plain, JSON-serializable arguments (window bounds as ISO strings, paths, the
-Elasticsearch settings) and returns a small JSON summary for XCom, so DAG files stay thin and
-every task is a pure function of its data interval: re-running, clearing or backfilling an
-interval rewrites the same partitions and the same alert ids.
+Elasticsearch connection; ``None``: the settings' own) and returns a small JSON summary for
+XCom, so DAG files stay thin and every task is a pure function of its data interval:
+re-running, clearing or backfilling an interval rewrites the same partitions and the same alert ids.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from l7analytics.config import Settings
-from l7analytics.windows import Window, iso
+from l7analytics.core.settings import Settings
+from l7analytics.core.windows import Window, iso
+from l7analytics.jobs import composition
+
+if TYPE_CHECKING:
+    from l7analytics.adapters.elasticsearch.connection import EsConnection
 
 HOUR = timedelta(hours=1)
 
@@ -20,9 +25,7 @@ HOUR = timedelta(hours=1)
 def settings_for(config_path: str | None) -> Settings:
     """The job settings (defaults merged with the file, external rule lists read); raises
     ConfigError in one line."""
-    from l7analytics.adapters.crs import load_job_settings
-
-    return load_job_settings(config_path or None)
+    return composition.load_job_settings(config_path or None)
 
 
 def plan_extraction(start: str, end: str, config_path: str | None) -> list[dict[str, str]]:
@@ -39,21 +42,18 @@ def extract_window(
     *,
     config_path: str | None,
     lake: str,
-    es: Any,
+    es: EsConnection | None,
     run_mode: str = "scheduled",
 ) -> dict[str, Any]:
     """Read one window from Elasticsearch into the lake (partitions replaced whole)."""
-    from l7analytics.adapters.elasticsearch.connection import connect
-    from l7analytics.adapters.elasticsearch.factory import es_source
-    from l7analytics.adapters.files import NdjsonQuarantine, quarantine_path
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.pipeline import extract
+    from l7analytics.jobs.pipeline import extract
 
     settings = settings_for(config_path)
     window = Window.parse(start, end)
-    source = es_source(settings, connect(es), es.display_host)
-    quarantine = NdjsonQuarantine(quarantine_path(lake, window))
-    result = extract(source, ParquetLake(lake), window, quarantine, run_mode=run_mode)
+    source = composition.es_source(settings, es)
+    parquet = composition.open_lake(lake)
+    quarantine = composition.quarantine(composition.quarantine_path(lake, window))
+    result = extract(source, parquet, window, quarantine, run_mode=run_mode)
     return {
         "window": [start, end],
         "documents": result.documents,
@@ -71,26 +71,22 @@ def score_window(
     *,
     config_path: str | None,
     lake: str,
-    es: Any,
+    es: EsConnection | None,
     run_mode: str = "scheduled",
 ) -> dict[str, Any]:
     """Run the detectors over the window of the lake and publish to Elasticsearch."""
-    from l7analytics.adapters.elasticsearch.connection import connect
-    from l7analytics.adapters.elasticsearch.factory import es_sinks
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.errors import L7AnalyticsError
-    from l7analytics.pipeline import score
+    from l7analytics.core.errors import L7AnalyticsError
+    from l7analytics.jobs.pipeline import score
 
     settings = settings_for(config_path)
-    parquet = ParquetLake(lake)
-    sinks = es_sinks(settings, connect(es), es.display_host)
+    parquet = composition.open_lake(lake)
+    sinks = composition.es_sinks(settings, es)
     result = score(
         parquet,
         Window.parse(start, end),
         settings,
         sinks,
-        LakeModelStore(parquet),
+        composition.model_store(parquet),
         run_mode=run_mode,
     )
     if result.failed:
@@ -113,13 +109,14 @@ def score_window(
 
 def train_model(start: str, end: str, *, config_path: str | None, lake: str) -> dict[str, Any]:
     """Fit every learning detector on ``[start, end)`` of the lake; new versions are saved."""
-    from l7analytics.adapters.lake import ParquetLake
-    from l7analytics.adapters.model_store import LakeModelStore
-    from l7analytics.pipeline import train
+    from l7analytics.jobs.pipeline import train
 
-    parquet = ParquetLake(lake)
+    parquet = composition.open_lake(lake)
     results = train(
-        parquet, Window.parse(start, end), settings_for(config_path), LakeModelStore(parquet)
+        parquet,
+        Window.parse(start, end),
+        settings_for(config_path),
+        composition.model_store(parquet),
     )
     return {
         "training_window": [start, end],

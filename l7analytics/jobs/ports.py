@@ -13,8 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from l7analytics.alerts import Alert
-from l7analytics.windows import Window
+from l7analytics.core.alerts import Alert
+from l7analytics.core.windows import Window
 
 
 @dataclass(slots=True)

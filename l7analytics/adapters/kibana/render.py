@@ -1,4 +1,4 @@
-"""Render the views of :mod:`l7analytics.kibana.views` as Kibana saved-object exports.
+"""Render the views of :mod:`l7analytics.adapters.kibana.views` as Kibana saved-object exports.
 
 Two forms, because Kibana imports objects from older versions (and migrates them) but refuses
 any object that declares a version newer than it knows, which fails the whole import:
@@ -17,8 +17,8 @@ any object that declares a version newer than it knows, which fails the whole im
     ``formBased`` layers.
 
 The shipped files are these renderings, committed so that they can be imported by hand too;
-``python -m l7analytics.kibana.render`` writes them again, ``--check`` only compares (a test
-does the same).
+``python -m l7analytics.adapters.kibana.render`` writes them again, ``--check`` only compares
+(a test does the same).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from l7analytics.kibana import KIBANA_7_17, KIBANA_8_14, SETS, ObjectSet
-from l7analytics.kibana.views import (
+from l7analytics.adapters.kibana import KIBANA_7_17, KIBANA_8_14, SETS, ObjectSet
+from l7analytics.adapters.kibana.views import (
     CHARTS,
     DASHBOARDS,
     DATA_VIEWS,
@@ -402,7 +402,7 @@ def rendered_file(objects: ObjectSet) -> bytes:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the shipped files from the views (``--check``: only report whether they differ)."""
-    parser = argparse.ArgumentParser(prog="python -m l7analytics.kibana.render")
+    parser = argparse.ArgumentParser(prog="python -m l7analytics.adapters.kibana.render")
     parser.add_argument("--check", action="store_true", help="exit 1 if a file is out of date")
     args = parser.parse_args(argv)
     stale = []

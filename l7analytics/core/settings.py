@@ -9,9 +9,9 @@ typo in a key is an error, not a silently ignored setting.
 
 Durations are :class:`Duration` values (a ``timedelta`` that prints as ``1h``, ``14d``); the
 Elasticsearch connection is :class:`EsConnectionConfig` (the fields of the adapter's
-``EsSettings``, secrets as ``SecretStr``), checked when the settings load. External rule lists
+``EsConnection``, secrets as ``SecretStr``), checked when the settings load. External rule lists
 (OWASP CRS data files) are not read here: :func:`l7analytics.adapters.crs.resolve_rule_lists`,
-called once right after :func:`load_settings`, puts them in the settings as
+called once right after the settings file is read, puts them in the settings as
 :class:`RuleList` entries with their sha256, so detectors never touch a file.
 """
 
@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -37,10 +34,9 @@ from pydantic import (
     model_validator,
 )
 
-from l7analytics.errors import ConfigError
-from l7analytics.windows import duration_value, shown
+from l7analytics.core.errors import ConfigError
+from l7analytics.core.windows import duration_value, shown
 
-DEFAULT_CONFIG = "config.yaml"
 #: Elasticsearch time units (``keep_alive`` goes to the server as it is written).
 _ES_TIME = r"^[1-9][0-9]{0,8}(d|h|m|s|ms|micros|nanos)$"
 #: Calico cluster names end up in index names: lowercase, no spaces, wildcards or commas.
@@ -333,15 +329,6 @@ class UnusualPairConfig(_Strict):
     severity: int = Field(default=50, ge=0, le=100)
     top_features: int = Field(default=3, ge=1, le=12)
 
-    # Thin aliases of the typed fields, for callers written when durations were strings.
-    @property
-    def history_delta(self) -> timedelta:
-        return self.history
-
-    @property
-    def warmup_delta(self) -> timedelta:
-        return self.warmup
-
 
 class DetectorsConfig(_Strict):
     restricted_url: RestrictedUrlConfig = RestrictedUrlConfig()
@@ -375,11 +362,6 @@ class EsSourceConfig(_Strict):
 
     _keep_alive = field_validator("keep_alive", mode="before")(_es_time)
 
-    @property
-    def read_delay_delta(self) -> timedelta:
-        """Thin alias of ``read_delay``."""
-        return self.read_delay
-
 
 class EsAlertsConfig(_Strict):
     """Where alerts are written in Elasticsearch."""
@@ -392,9 +374,9 @@ class EsAlertsConfig(_Strict):
 
 class EsConnectionConfig(_Strict):
     """Where Elasticsearch is and how to authenticate, checked when the settings load; the
-    adapter's :class:`~l7analytics.adapters.elasticsearch.connection.EsSettings` extends it.
+    adapter's :class:`~l7analytics.adapters.elasticsearch.connection.EsConnection` extends it.
     ``L7_ES_*`` environment variables win over it when connecting
-    (:func:`l7analytics.adapters.elasticsearch.factory.es_settings`)."""
+    (:func:`l7analytics.adapters.elasticsearch.connection.EsConnection.from_settings`)."""
 
     hosts: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
     api_key: SecretStr | None = None
@@ -450,15 +432,6 @@ class Settings(_Strict):
             return None
         return duration_value(value) or None
 
-    # Thin aliases of the typed fields, for callers written when durations were strings.
-    @property
-    def window_delta(self) -> timedelta:
-        return self.window
-
-    @property
-    def suppression_delta(self) -> timedelta | None:
-        return self.suppression
-
     @model_validator(mode="after")
     def _suppression_covers_window(self) -> Settings:
         period, window = self.suppression, self.window
@@ -479,63 +452,15 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read_yaml(text: str, where: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config error in {where}{_yaml_problem(exc)}") from None
-    except RecursionError:  # [[[[... a few thousand deep
-        raise ConfigError(f"config error in {where}: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config error in {where}: the top level must be a mapping")
-    return data
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """`` line N: problem`` from a PyYAML error (scanner, parser, constructor or reader)."""
-    mark = getattr(exc, "problem_mark", None)
-    at = f" line {mark.line + 1}" if mark else ""
-    if isinstance(exc, yaml.reader.ReaderError):  # a control character, at a char offset
-        return f": character {exc.position + 1} is #x{exc.character:04x}: {exc.reason}"
-    problem = getattr(exc, "problem", None) or "invalid YAML"
-    return f"{at}: {problem}"
-
-
-def _read_text(path: str | Path) -> str:
-    """The file as UTF-8 (a BOM is allowed), or one line naming the file and the problem."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"config error: cannot read {path}: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"config error in {path} line {line}: not UTF-8 text "
-            f"(byte 0x{data[exc.start]:02x} at offset {exc.start}); save the file as UTF-8"
-        ) from None
-
-
-def default_config_text() -> str:
-    """The documented defaults (``l7analytics config``): ``Settings()`` written out with
-    comments."""
-    return resources.files("l7analytics.defaults").joinpath(DEFAULT_CONFIG).read_text()
-
-
-def load_settings(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+def settings_from(
+    data: dict[str, Any], where: str = "built-in defaults", overrides: dict[str, Any] | None = None
 ) -> Settings:
-    """The YAML file at ``path``, then ``overrides``, merged over the defaults and validated.
+    """``data`` (a parsed settings file), then ``overrides``, merged over the defaults and
+    validated; every problem is one :class:`ConfigError` line naming ``where`` and the key.
 
     The defaults are the models' own (``Settings()``); ``defaults/config.yaml`` documents
-    them and a test keeps it equal, so it is not read here. The external rule lists the
-    settings name are read next, by :func:`l7analytics.adapters.crs.resolve_rule_lists`."""
-    data: dict[str, Any] = {}
-    where = "built-in defaults"
-    if path is not None:
-        where = str(path)
-        data = _merge(data, _read_yaml(_read_text(path), where))
+    them and a test keeps it equal, so it is not read here. Reading the file is the
+    adapter's work (:func:`l7analytics.adapters.settings_file.load_settings`)."""
     if overrides:
         data = _merge(data, overrides)
     try:

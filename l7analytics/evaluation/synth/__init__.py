@@ -26,7 +26,7 @@ Same arguments, same bytes. ``scale`` multiplies traffic and distinct documents 
 documents a day at 1.0, 8M at 300, 10M at 400); attack volumes do not scale.
 """
 
-from l7analytics.synth.generator import (
+from l7analytics.evaluation.synth.generator import (
     GeneratedSummary,
     Synth,
     generate,

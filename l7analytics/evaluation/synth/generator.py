@@ -7,13 +7,13 @@ about the same per document at any ``scale``. Per window:
 1. baseline flows become documents: flows with a few fixed paths enumerate their
    (url, node, response code, user agent) cells and draw a Poisson count per cell; flows whose
    path carries an id draw individual requests and aggregate them with ``np.unique``;
-2. explicit documents planned in :mod:`l7analytics.synth.incidents` (attacks, CronJob runs)
-   are added;
+2. explicit documents planned in :mod:`l7analytics.evaluation.synth.incidents` (attacks,
+   CronJob runs) are added;
 3. Felix's per-node limit is applied: keys beyond the limit on a node are dropped and counted
    in one ``unlogged`` record, as ``L7LogsFilePerNodeLimit`` does;
 4. the window is rendered, grouped by node in Calico's field order: as dicts
    (:meth:`Synth.window`, behind :func:`generate`) or straight to NDJSON bytes
-   (:mod:`l7analytics.synth.ndjson`, behind :func:`write_dataset`), byte-identical.
+   (:mod:`l7analytics.evaluation.synth.ndjson`, behind :func:`write_dataset`), byte-identical.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 
-from l7analytics.synth.app import (
+from l7analytics.evaluation.synth.app import (
     ERROR_BODY,
     URL_CHAR_LIMIT,
     V324_FIELDS,
@@ -46,8 +46,15 @@ from l7analytics.synth.app import (
     invoice_high,
     request_stats,
 )
-from l7analytics.synth.incidents import HEADER_INFO_SHARE, PER_DAY, WINDOW, Plan, build_plan, iso
-from l7analytics.synth.ndjson import FlowFragments, render
+from l7analytics.evaluation.synth.incidents import (
+    HEADER_INFO_SHARE,
+    PER_DAY,
+    WINDOW,
+    Plan,
+    build_plan,
+    label_time,
+)
+from l7analytics.evaluation.synth.ndjson import FlowFragments, render
 
 #: id kind -> (pool size at scale 1, skew exponent: larger favours low indices).
 POOLS = {
@@ -154,11 +161,11 @@ class Synth:
     def labels(self) -> dict[str, Any]:
         """The labels document (see :func:`labels_path`)."""
         return {
-            "generator": "l7analytics.synth",
+            "generator": "l7analytics.evaluation.synth",
             "seed": self.seed,
             "scale": self.scale,
-            "start": iso(self.start),
-            "end": iso(self.start + self.n_windows * WINDOW),
+            "start": label_time(self.start),
+            "end": label_time(self.start + self.n_windows * WINDOW),
             "per_node_limit": self.per_node_limit,
             "incidents": self.plan.labels,
         }

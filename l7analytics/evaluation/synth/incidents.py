@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from l7analytics.synth.app import (
+from l7analytics.core.windows import iso
+from l7analytics.evaluation.synth.app import (
     ERROR_BODY,
     App,
     blank_doc,
@@ -50,14 +51,16 @@ PUB, ING = "-/pub", "ingress-nginx/ingress-nginx-controller"
 SITES = {"shop.example.com": "shop/frontend", "billing.example.com": "billing/billing-portal"}
 
 
-def iso(epoch: int) -> str:
+def label_time(epoch: int) -> str:
     """ISO 8601 UTC with ``Z``, the format of every time in the labels."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(datetime.fromtimestamp(epoch, UTC))
 
 
 def load_wordlist() -> list[str]:
     """The scanner wordlist shipped with the package (comments and blanks dropped)."""
-    text = resources.files("l7analytics.synth").joinpath("wordlist.txt").read_text("utf-8")
+    text = (
+        resources.files("l7analytics.evaluation.synth").joinpath("wordlist.txt").read_text("utf-8")
+    )
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
@@ -268,8 +271,8 @@ class Planner:
                 "id": "",
                 "kind": kind,
                 "detector": detector,
-                "start": iso(self.start + w0 * WINDOW),
-                "end": iso(self.start + (w1 + 1) * WINDOW),
+                "start": label_time(self.start + w0 * WINDOW),
+                "end": label_time(self.start + (w1 + 1) * WINDOW),
                 "src_namespace": ns,
                 "src_name_aggr": sorted(set(src_names)),
                 "src_workload": f"{ns}/{name}",

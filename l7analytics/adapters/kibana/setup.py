@@ -3,7 +3,7 @@
 In this order:
 
 1. ``GET <kibana>/api/status`` for Kibana's version (``version.number``; 7.17 and 8.x answer
-   the same way), which picks the export form (:func:`l7analytics.kibana.set_for`): Kibana
+   the same way), which picks the export form (:func:`l7analytics.adapters.kibana.set_for`): Kibana
    refuses, and fails the whole import of, an object newer than it knows. Asking first also
    checks the URL and the credentials before anything is written anywhere.
 2. Unless skipped, the alerts index template and the index, with the Elasticsearch sink's own
@@ -15,7 +15,7 @@ In this order:
    at the end uses the id Kibana answers with (``destinationId``): Kibana gives an object a new
    id when its id is taken in another space.
 
-Authentication is the Elasticsearch connection's (:class:`EsSettings` from ``L7_ES_API_KEY`` or
+Authentication is the Elasticsearch connection's (:class:`EsConnection` from ``L7_ES_API_KEY`` or
 ``L7_ES_USERNAME``/``L7_ES_PASSWORD``; ``L7_ES_CA_CERTS`` and ``L7_ES_VERIFY_CERTS`` apply to
 Kibana too): Kibana accepts the same API keys and users.
 
@@ -46,13 +46,13 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
-from l7analytics.adapters.elasticsearch.connection import EsSettings, warn_unverified
+from l7analytics.adapters.elasticsearch.connection import EsConnection, warn_unverified
+from l7analytics.adapters.kibana import DASHBOARD_ID, KIBANA_8_14, ObjectSet, set_for
 from l7analytics.adapters.tls import speaks_tls, tls_reason
-from l7analytics.errors import ConfigError, KibanaError, SourceTimeout
-from l7analytics.kibana import DASHBOARD_ID, KIBANA_8_14, ObjectSet, set_for
+from l7analytics.core.errors import ConfigError, KibanaError, SourceTimeout
 
 if TYPE_CHECKING:
-    from l7analytics.config import Settings
+    from l7analytics.core.settings import Settings
 
 KIBANA_URL_ENV = "L7_KIBANA_URL"
 IMPORT_PATH = "/api/saved_objects/_import"
@@ -101,30 +101,34 @@ def call_kibana(
     method: str,
     url: str,
     path: str,
-    settings: EsSettings,
+    connection: EsConnection,
     *,
     what: str,
     privilege: str = "",
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Answer:
-    """``method`` ``url + path`` with the connection's auth and TLS settings.
+    """``method`` ``url + path`` with the connection's auth and TLS connection.
 
     Failures that do not depend on the call are raised here, as one line naming ``url``:
     TLS, unreachable, timeout, 401, 403 (with ``privilege``, what the role lacks) and 404.
     Connection failures are retried; a POST that reached Kibana is never sent twice.
     """
-    secrets = _secrets(settings)
-    read_retries = settings.max_retries if method == "GET" else 0
+    secrets = _secrets(connection)
+    read_retries = connection.max_retries if method == "GET" else 0
     pool = urllib3.PoolManager(
-        cert_reqs="CERT_REQUIRED" if settings.verify_certs else "CERT_NONE",
-        ca_certs=settings.ca_certs,
-        timeout=urllib3.Timeout(total=settings.request_timeout),
+        cert_reqs="CERT_REQUIRED" if connection.verify_certs else "CERT_NONE",
+        ca_certs=connection.ca_certs,
+        timeout=urllib3.Timeout(total=connection.request_timeout),
         retries=urllib3.Retry(
-            total=settings.max_retries, read=read_retries, redirect=0, status=0, backoff_factor=0.2
+            total=connection.max_retries,
+            read=read_retries,
+            redirect=0,
+            status=0,
+            backoff_factor=0.2,
         ),
     )
-    all_headers = {"kbn-xsrf": "true", **(headers or {}), **_auth_headers(settings)}
+    all_headers = {"kbn-xsrf": "true", **(headers or {}), **_auth_headers(connection)}
     try:
         with warnings.catch_warnings():  # one warning per run (kibana_version), not per request
             warnings.simplefilter("ignore", InsecureRequestWarning)
@@ -147,18 +151,20 @@ def _parse(data: bytes) -> Any:
         return None
 
 
-def _auth_headers(settings: EsSettings) -> dict[str, str]:
-    if settings.api_key is not None:
-        return {"Authorization": f"ApiKey {settings.api_key.get_secret_value()}"}
-    if settings.username:
-        password = settings.password.get_secret_value() if settings.password else ""
-        token = base64.b64encode(f"{settings.username}:{password}".encode()).decode()
+def _auth_headers(connection: EsConnection) -> dict[str, str]:
+    if connection.api_key is not None:
+        return {"Authorization": f"ApiKey {connection.api_key.get_secret_value()}"}
+    if connection.username:
+        password = connection.password.get_secret_value() if connection.password else ""
+        token = base64.b64encode(f"{connection.username}:{password}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
     return {}
 
 
-def _secrets(settings: EsSettings) -> list[str]:
-    values = [s.get_secret_value() for s in (settings.api_key, settings.password) if s is not None]
+def _secrets(connection: EsConnection) -> list[str]:
+    values = [
+        s.get_secret_value() for s in (connection.api_key, connection.password) if s is not None
+    ]
     return [v for v in values if v]
 
 
@@ -215,12 +221,12 @@ def _raise_for_access(
 # ---------------------------------------------------------------- the three steps
 
 
-def kibana_version(url: str, settings: EsSettings) -> str:
+def kibana_version(url: str, connection: EsConnection) -> str:
     """Kibana's version (``version.number`` of ``GET /api/status``); the first call of a
     setup, so the one place that warns about unverified TLS."""
-    if url.startswith("https://") and not settings.verify_certs:
+    if url.startswith("https://") and not connection.verify_certs:
         warn_unverified(url)
-    answer = call_kibana("GET", base_url(url), STATUS_PATH, settings, what="read Kibana's status")
+    answer = call_kibana("GET", base_url(url), STATUS_PATH, connection, what="read Kibana's status")
     payload = answer.payload
     if not isinstance(payload, dict):
         not_ready = " (Kibana is not ready yet?)" if answer.status == 503 else ""
@@ -241,10 +247,11 @@ def ensure_alerts_index(settings: Settings) -> str:
     """Install the alerts index template and create the index (the sink's own, idempotent
     code), so the alerts data view has the template's fields before the first alert.
     Returns ``host/index``."""
-    from l7analytics.adapters.elasticsearch.factory import es_client
+    from l7analytics.adapters.elasticsearch.connection import connect
     from l7analytics.adapters.elasticsearch.sinks import EsAlertSink
 
-    client, host = es_client(settings)
+    connection = EsConnection.from_settings(settings)
+    client, host = connect(connection), connection.display_host
     index = settings.elasticsearch.alerts.index
     try:
         EsAlertSink(client, index, host).ensure_index()
@@ -257,7 +264,7 @@ def ensure_alerts_index(settings: Settings) -> str:
 
 def import_saved_objects(
     kibana_url: str,
-    settings: EsSettings,
+    connection: EsConnection,
     objects: ObjectSet = KIBANA_8_14,
     *,
     overwrite: bool = True,
@@ -278,19 +285,19 @@ def import_saved_objects(
         "POST",
         url,
         f"{IMPORT_PATH}?overwrite={'true' if overwrite else 'false'}",
-        settings,
+        connection,
         what="import saved objects",
         privilege=PRIVILEGE_HINT,
         body=body,
         headers={"Content-Type": content_type},
     )
-    return _summary(url, answer, _secrets(settings))
+    return _summary(url, answer, _secrets(connection))
 
 
 def setup_kibana(
     kibana_url: str,
     settings: Settings,
-    connection: EsSettings,
+    connection: EsConnection,
     *,
     alerts_index: bool = True,
     say: Callable[[str], None] = print,

@@ -2,7 +2,7 @@
 
 Input is an Arrow table as a JSON reader produced it: columns typed by inference, documents
 optionally wrapped as Elasticsearch hits (a ``_source`` struct column), unknown fields present.
-Output is a :class:`NormalizedBatch`: valid records in :data:`~l7analytics.schema.L7_SCHEMA`,
+Output is a :class:`NormalizedBatch`: valid records in :data:`~l7analytics.core.schema.L7_SCHEMA`,
 ``unlogged`` overflow records apart, and the row numbers that failed validation with a reason.
 Everything is vectorized; Python runs only over distinct URL and name values.
 """
@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.arrowutil import is_utf8, map_unique, null_if_placeholder
-from l7analytics.identity import workload_column
-from l7analytics.schema import (
+from l7analytics.core.arrowutil import is_utf8, map_unique, null_if_placeholder
+from l7analytics.core.identity import workload_column
+from l7analytics.core.schema import (
     INT_FIELDS,
     L7_SCHEMA,
     STRING_FIELDS,
@@ -25,7 +25,7 @@ from l7analytics.schema import (
     TIMESTAMP,
     UNLOGGED_SCHEMA,
 )
-from l7analytics.urls import path_template, split_url
+from l7analytics.core.urls import path_template, split_url
 
 _INT_TEXT = r"^\s*[+-]?\d+(\.0*)?\s*$"
 #: Largest value a document may hold per integer field. ``count`` is requests in one flush

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from l7analytics.errors import ConfigError
+from l7analytics.core.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d{1,15})\s*(s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -4,7 +4,7 @@ The fast path parses a block of NDJSON with Arrow's multithreaded reader straigh
 expected types (integers as int64, the rest as text); that is what makes ingest fast. A block
 it rejects (a malformed line, ``"count": "-"``, an integer past int64) is the caller's to
 re-read, and documents already decoded become text columns (:func:`text_table`), so that
-:mod:`~l7analytics.normalize` types, validates and quarantines in one place.
+:mod:`~l7analytics.core.normalize` types, validates and quarantines in one place.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pj
 
-from l7analytics.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
+from l7analytics.core.schema import INT_FIELDS, SOURCE_FIELDS, STRING_FIELDS, TIME_FIELDS
 
 READ_OPTIONS = pj.ReadOptions(use_threads=True, block_size=1 << 20)
 _FIELDS = [

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from l7analytics.core.windows import parse_time
 from l7analytics.detectors import REGISTRY
-from l7analytics.windows import parse_time
 
 #: Every registered detector, in registry order (the one list of detector ids).
 DETECTORS = tuple(REGISTRY)
