@@ -48,7 +48,7 @@ def test_defaults_are_valid():
     assert scan.min_requests == 30
     assert scan.min_distinct_error_templates == 20
     assert scan.min_error_template_share == 0.5
-    assert scan.error_statuses == [401, 403, 404, 405]
+    assert scan.error_statuses == [401, 403, 404, 405, 500, 502, 503, 504]
     assert "nikto" in scan.scanner_user_agents
     rules = {r.id: r for r in settings.detectors.restricted_url.rules}
     assert {"vcs-metadata", "secret-files", "spring-actuator", "metrics-endpoints"} <= set(rules)

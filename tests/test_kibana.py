@@ -320,7 +320,7 @@ def test_every_line_is_an_export_object_of_its_kibana_with_a_unique_stable_id(fo
             assert obj["coreMigrationVersion"] == "8.8.0" and obj["managed"] is False
             assert obj["typeMigrationVersion"] == spec.type_versions[obj["type"]], obj["id"]
     counts = {t: sum(o["type"] == t for o in objects) for t in spec.type_versions}
-    assert counts == {"index-pattern": 2, "search": 3, "lens": 4, "dashboard": 1}
+    assert counts == {"index-pattern": 2, "search": 4, "lens": 4, "dashboard": 1}
 
 
 @every_form
@@ -499,11 +499,19 @@ def test_saved_searches_show_what_an_analyst_needs(form):
 
 
 @every_form
-def test_dashboard_has_the_charts_and_the_newest_critical_alerts(form):
+def test_dashboard_shows_incidents_first_then_the_charts_and_the_newest_critical_alerts(form):
     by_key = BY_KEY[form]
     dashboard = by_key[("dashboard", DASHBOARD_ID)]
+    panels = json.loads(dashboard["attributes"]["panelsJSON"])
+    top = min(panels, key=lambda p: (p["gridData"]["y"], p["gridData"]["x"]))
+    refs = {r["name"]: r["id"] for r in dashboard["references"]}
+    ref = top["panelRefName"]  # 7.17 names it alone, 8.14 prefixes the panel index
+    assert refs.get(ref, refs.get(f"{top['panelIndex']}:{ref}")) == "l7analytics-incidents"
+    incidents = by_key[("search", "l7analytics-incidents")]["attributes"]
+    assert "record.incident.detectors" in incidents["columns"]
     targets = {(r["type"], r["id"]) for r in dashboard["references"]}
     assert targets == {
+        ("search", "l7analytics-incidents"),
         ("lens", "l7analytics-alerts-over-time"),
         ("lens", "l7analytics-top-callers"),
         ("lens", "l7analytics-top-destinations"),

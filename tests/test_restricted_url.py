@@ -119,7 +119,7 @@ def test_case_sensitive_rule_respects_case():
 # -- alerts --------------------------------------------------------------------------------
 
 
-def test_probe_raises_one_alert_per_caller_destination_and_rule(detector):
+def test_probe_raises_one_alert_per_caller_and_destination_listing_every_rule(detector):
     alerts = run(
         detector,
         [
@@ -129,17 +129,27 @@ def test_probe_raises_one_alert_per_caller_destination_and_rule(detector):
             request("/products", code="200", count=500),
         ],
     )
-    by_rule = {a.record["rule_id"]: a for a in alerts}
-    assert set(by_rule) == {"vcs-metadata", "secret-files"}
-    git = by_rule["vcs-metadata"]
+    assert len(alerts) == 1
+    git = alerts[0]
+    assert set(git.record["rule_ids"]) == {"vcs-metadata", "secret-files"}
+    assert git.record["rule_id"] == git.record["rule_ids"][0]  # the most severe leads
+    by_rule = {r["id"]: r for r in git.record["rules"]}
+    assert by_rule["vcs-metadata"]["requests"] == 3
+    assert by_rule["secret-files"]["requests"] == 1
+    assert git.severity == max(r["severity"] for r in git.record["rules"])
     assert git.origin == "l7.restricted_url"
-    assert git.entity == "-/pub|shop/frontend|vcs-metadata"
+    assert git.entity == "-/pub|shop/frontend"
     assert git.record["observed"] == {
-        "requests": 3,
+        "requests": 4,
         "succeeded_requests": 0,
-        "distinct_paths": 2,
+        "distinct_paths": 3,
+        "rules": 2,
     }
-    assert {p["normalized"] for p in git.record["path_details"]} == {"/.git/config", "/.git/HEAD"}
+    assert {p["normalized"] for p in git.record["path_details"]} == {
+        "/.git/config",
+        "/.git/HEAD",
+        "/.env",
+    }
     assert git.dest_service_name == "frontend"
     assert git.dest_namespace == "shop"
     assert git.source_name_aggr == "pub"
@@ -282,7 +292,7 @@ def test_deterministic_ids(detector):
     second = run(RestrictedUrlDetector(config()), rows)
     assert [a.id for a in first] == [a.id for a in second]
     assert [a.to_event() for a in first] == [a.to_event() for a in second]
-    assert len({a.id for a in first}) == 3
+    assert len(first) == 1 and len(first[0].record["rule_ids"]) == 3
 
 
 def test_combined_partials_give_the_same_alerts(detector):
@@ -328,13 +338,12 @@ def test_owasp_crs_restricted_files_list_is_loaded_from_a_path(tmp_path):
 def test_crs_alerts_name_the_list_and_its_hash(tmp_path):
     settings, crs = crs_settings(tmp_path)
     detector = RestrictedUrlDetector(settings.model_copy(update={"rules": config().rules}))
-    alerts = run(detector, [request("/static/web.config"), request("/.git/config")])
-    by_rule = {a.record["rule_id"]: a for a in alerts}
+    (alert,) = run(detector, [request("/static/web.config"), request("/.git/config")])
+    assert {"crs-restricted-files", "vcs-metadata"} <= set(alert.record["rule_ids"])
     sha256 = hashlib.sha256(crs.read_bytes()).hexdigest()
-    assert by_rule["crs-restricted-files"].record["rule_lists"] == [
-        {"name": "restricted-files.data", "sha256": sha256}
-    ]
-    assert "rule_lists" not in by_rule["vcs-metadata"].record  # the shipped rules: no list
+    assert alert.record["rule_lists"] == [{"name": "restricted-files.data", "sha256": sha256}]
+    (shipped,) = run(detector, [request("/.git/config")])
+    assert "rule_lists" not in shipped.record  # the shipped rules: no list
 
 
 def test_the_detector_reads_the_settings_not_the_file(tmp_path):

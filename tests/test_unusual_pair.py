@@ -142,8 +142,9 @@ def test_volume_spike_on_a_known_pair_fires_with_its_baseline(trained, tmp_path)
     assert [a.record["caller"] for a in alerts] == ["shop/checkoutservice"]
     route = alerts[0].record["path_details"][0]
     assert route["observed"]["requests"] > 10 * route["baseline"]["requests"]
-    assert set(alerts[0].record["verdicts"]) & {"model", "deviation"}
-    assert any(c["quantity"] == "requests" for c in route["contributions"])
+    assert "volume" in alerts[0].record["verdicts"]
+    assert "expected from the caller" in alerts[0].description
+    assert any(c["quantity"] == "caller_share" for c in route["contributions"])
 
 
 def test_rollout_and_new_ids_are_not_new_pairs(trained, tmp_path):

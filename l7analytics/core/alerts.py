@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +19,8 @@ from typing import Any
 from l7analytics.core.windows import floor_time, iso
 
 ALERT_TYPE = "anomaly_detection_job"
+#: The ``record`` key of a correlated alert's incident (:mod:`l7analytics.core.incidents`).
+INCIDENT = "incident"
 #: Top-level fields of Calico's security-events schema this project writes.
 EVENT_FIELDS: tuple[str, ...] = (
     "id",
@@ -172,6 +174,12 @@ class Alert:
         return self.record["entity"]
 
     @property
+    def detectors(self) -> list[str]:
+        """Every detector with a verdict in this alert (an incident's, or its own origin)."""
+        incident = self.record.get(INCIDENT)
+        return list(incident["detectors"]) if incident else [self.origin]
+
+    @property
     def severity_band(self) -> str:
         return severity_band(self.severity)
 
@@ -240,14 +248,49 @@ def occurrence_span(
 def merge_stored(document: dict[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
     """An alert document merged with the one a sink already holds under its id (the same
     detector, entity and suppression period, written by an earlier run): the new detail, the
-    higher severity, every occurrence window once. Writing the same document twice changes
-    nothing, so sinks stay idempotent."""
+    higher severity, every occurrence window once and, for an incident, every verdict once.
+    Writing the same document twice changes nothing, so sinks stay idempotent."""
     old_record = stored.get("record") or {}
     span = occurrence_span([document["record"], old_record], own_window=False)
-    record = {**document["record"], **span}
+    record = _merge_incident({**document["record"], **span}, old_record)
     severity = max(document["severity"], stored.get("severity", 0))
     return {**document, "severity": severity, "record": record}
 
 
 def _sort_key(alert: Alert) -> tuple[str, int, str]:
     return (alert.time, -alert.severity, alert.id)
+
+
+def incident_summary(verdicts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What an incident's verdicts add up to; also used when a sink merges two versions."""
+    return {
+        "detectors": sorted({v["detector"] for v in verdicts}),
+        "callers": sorted({v["caller"] for v in verdicts if v["caller"]}),
+        "destinations": sorted({v["dest"] for v in verdicts if v["dest"]}),
+        "first_seen": min(v["first_window_start"] for v in verdicts),
+        "last_seen": max(v["last_window_end"] for v in verdicts),
+        "alerts": len(verdicts),
+        "verdicts": sorted(verdicts, key=lambda v: (v["first_window_start"], v["id"])),
+    }
+
+
+def _merge_incident(record: Mapping[str, Any], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """``record.incident`` merged with the one a sink already holds under the same id: every
+    verdict once (the newer version of a verdict wins), counts and span recomputed."""
+    new, old = record.get(INCIDENT), stored.get(INCIDENT)
+    if not isinstance(new, Mapping) or not isinstance(old, Mapping):
+        return dict(record)
+    verdicts = {v["id"]: v for v in old.get("verdicts", []) if _is_verdict(v)}
+    verdicts.update({v["id"]: v for v in new.get("verdicts", [])})
+    merged = {**new, **incident_summary(list(verdicts.values()))}
+    return {**record, INCIDENT: merged}
+
+
+def _is_verdict(value: Any) -> bool:
+    """A stored verdict with every key a summary reads (an index may hold anything)."""
+    keys = ("id", "detector", "first_window_start", "last_window_end")
+    return (
+        isinstance(value, Mapping)
+        and all(isinstance(value.get(k), str) for k in keys)
+        and all(k in value for k in ("caller", "dest"))
+    )

@@ -293,7 +293,7 @@ class RestrictedUrlConfig(_Strict):
 
 class UrlScanConfig(_Strict):
     enabled: bool = True
-    error_statuses: list[int] = [401, 403, 404, 405]
+    error_statuses: list[int] = [401, 403, 404, 405, 500, 502, 503, 504]
     min_requests: int = Field(default=30, ge=1)
     min_distinct_error_templates: int = Field(default=20, ge=1)
     min_error_template_share: float = Field(default=0.5, ge=0, le=1)
@@ -324,7 +324,18 @@ class UnusualPairConfig(_Strict):
     random_state: int = 0
     score_threshold: float = Field(default=-0.05, ge=-1, le=1)
     score_quantile: float = Field(default=0.0005, gt=0, lt=0.5)
+    evidence_level: float = Field(default=1e-6, gt=0, lt=0.5)
+    volume_ratio: float = Field(default=5.0, gt=1)
+    error_share_increase: float = Field(default=0.25, gt=0, le=1)
+    bytes_ratio: float = Field(default=5.0, gt=1)
+    bytes_min_increase: int = Field(default=1024, ge=0)
     deviation_threshold: float = Field(default=8.0, gt=0)
+    corroboration_ratio: float = Field(default=2.0, ge=1)
+    shift_share: float = Field(default=0.5, gt=0, le=1)
+    shift_min_pairs: int = Field(default=3, ge=2)
+    cluster_shift_share: float = Field(default=0.3, gt=0, le=1)
+    shift_alerts: bool = False
+    shift_severity: int = Field(default=20, ge=0, le=100)
     new_destination_severity: int = Field(default=70, ge=0, le=100)
     severity: int = Field(default=50, ge=0, le=100)
     top_features: int = Field(default=3, ge=1, le=12)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -51,6 +51,9 @@ class DetectionContext:
     history: pa.Table | None = None
     #: Overflow records (requests Calico did not log) of the window, per host.
     unlogged: pa.Table | None = None
+    #: Traffic shifts a detector found (many pairs moving together): one description each,
+    #: reported in the run summary instead of as per-pair alerts.
+    shifts: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Detector(ABC):

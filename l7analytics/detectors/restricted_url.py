@@ -69,7 +69,7 @@ class RestrictedUrlDetector(Detector):
     """
 
     id = "l7.restricted_url"
-    version = "1"
+    version = "2"
     columns = (
         "end_time", "count", "src_workload", "src_namespace", "src_name_aggr", "dest",
         "dest_namespace", "dest_name_aggr", "dest_service_name", "host", "method", "url_path",
@@ -191,14 +191,36 @@ class RestrictedUrlDetector(Detector):
         frame = ordered_frame(summary, self.keys)
         frame["success"] = frame["response_status"].fillna(0).between(200, 299)
         alerts = []
-        entity_keys = ["bucket", "src_workload", "dest", "rule_id"]
-        for key, group in frame.groupby(entity_keys, sort=True, dropna=False):
+        for key, group in frame.groupby(
+            ["bucket", "src_workload", "dest"], sort=True, dropna=False
+        ):
             alerts.append(self._alert(key, group, context))
         return alerts
 
+    def _matched_rules(self, group: pd.DataFrame) -> list[dict]:
+        """Every rule the group matched, most severe first: its requests, how many were
+        answered 2xx, and its severity with the success boost."""
+        out = []
+        for rule_id, hits in group.groupby("rule_id", sort=True):
+            rule = self._by_id[rule_id]
+            succeeded = int(hits.loc[hits["success"], "requests"].sum())
+            boost = self.config.success_severity_boost if succeeded else 0
+            out.append(
+                {
+                    "rule": rule,
+                    "requests": int(hits["requests"].sum()),
+                    "succeeded": succeeded,
+                    "severity": access_severity(rule.severity, boost),
+                    "boost": boost,
+                }
+            )
+        return sorted(out, key=lambda r: (-r["severity"], r["rule"].id))
+
     def _alert(self, key: tuple, group: pd.DataFrame, context: DetectionContext) -> Alert:
-        bucket_start, caller, dest, rule_id = key
-        rule = self._by_id[rule_id]
+        bucket_start, caller, dest = key
+        rules = self._matched_rules(group)
+        lead = rules[0]
+        rule = lead["rule"]
         requests = int(group["requests"].sum())
         succeeded = int(group.loc[group["success"], "requests"].sum())
         paths = (
@@ -206,30 +228,34 @@ class RestrictedUrlDetector(Detector):
             .agg(
                 requests=("requests", "sum"),
                 statuses=("response_status", lambda s: sorted({int(v) for v in s.dropna()})),
+                rules=("rule_id", lambda s: sorted(set(s))),
             )
             .reset_index()
             .sort_values(["requests", "url_path"], ascending=[False, True], kind="stable")
         )
-        boost = self.config.success_severity_boost if succeeded else 0
-        severity = access_severity(rule.severity, boost)
         examples = ", ".join(paths["url_path"].head(3))
         outcome = f"{succeeded} answered 2xx" if succeeded else "none answered 2xx"
         dest_text = dest if isinstance(dest, str) else "an unknown destination"
         # Calico's ExcludeL7SourceInfo (or a hostile document) leaves the caller unknown.
         caller_text = caller if isinstance(caller, str) else "an unknown caller"
         start = pd.Timestamp(bucket_start).to_pydatetime()
+        what = rule.description
+        if len(rules) > 1:
+            what += f" and {len(rules) - 1} more kind(s) of restricted path"
         description = (
-            f"{caller_text} requested {rule.description} on {dest_text}: {requests} requests to "
+            f"{caller_text} requested {what} on {dest_text}: {requests} requests to "
             f"{len(paths)} path(s) such as {examples}; {outcome}."
         )
         first = group.sort_values("requests", ascending=False, kind="stable").iloc[0]
+        lists = [ref for r in rules for ref in self._rule_lists.get(r["rule"].id, [])]
         return Alert.create(
             detector=self.id,
-            entity=f"{text_or_none(caller) or '-'}|{text_or_none(dest) or '-'}|{rule_id}",
+            entity=f"{text_or_none(caller) or '-'}|{text_or_none(dest) or '-'}",
             window_start=start,
             window_end=start + context.bucket,
-            severity=severity,
-            name=f"Restricted URL access: {rule.id}",
+            severity=lead["severity"],
+            name=f"Restricted URL access: {rule.id}"
+            + (f" (+{len(rules) - 1} rules)" if len(rules) > 1 else ""),
             description=description,
             host=text_or_none(first["host"]),
             source_namespace=text_or_none(first["src_namespace"]),
@@ -242,8 +268,8 @@ class RestrictedUrlDetector(Detector):
                 if succeeded and rule.mitre_tactic == "Reconnaissance"
                 else rule.mitre_tactic
             ),
-            mitre_ids=list(rule.mitre_ids),
-            mitigations=list(rule.mitigations),
+            mitre_ids=sorted({m for r in rules for m in r["rule"].mitre_ids}),
+            mitigations=list(dict.fromkeys(m for r in rules for m in r["rule"].mitigations)),
             finding=Finding(
                 detector_version=self.version,
                 run_mode=context.run_mode,
@@ -256,6 +282,7 @@ class RestrictedUrlDetector(Detector):
                         "normalized": r.normalized_path,
                         "requests": int(r.requests),
                         "statuses": r.statuses,
+                        "rules": r.rules,
                     }
                     for r in paths.head(20).itertuples()
                 ],
@@ -263,16 +290,29 @@ class RestrictedUrlDetector(Detector):
                     "requests": requests,
                     "succeeded_requests": succeeded,
                     "distinct_paths": len(paths),
+                    "rules": len(rules),
                 },
-                thresholds={"rule_severity": rule.severity, "success_boost": boost},
-                score=float(min(100, severity)),
-                score_meaning="rule severity plus the success boost; higher is worse",
+                thresholds={"rule_severity": rule.severity, "success_boost": lead["boost"]},
+                score=float(min(100, lead["severity"])),
+                score_meaning="the most severe matched rule's severity plus the success boost; "
+                "higher is worse",
                 details={
                     "rule_id": rule.id,
                     "rule_description": rule.description,
+                    "rule_ids": [r["rule"].id for r in rules],
+                    "rules": [
+                        {
+                            "id": r["rule"].id,
+                            "description": r["rule"].description,
+                            "severity": r["severity"],
+                            "requests": r["requests"],
+                            "succeeded_requests": r["succeeded"],
+                        }
+                        for r in rules
+                    ],
                     "methods": sorted({m for m in group["method"].dropna()}),
                     "source_names": sorted({n for n in group["src_name_aggr"].dropna()}),
-                    **({"rule_lists": lists} if (lists := self._rule_lists.get(rule.id)) else {}),
+                    **({"rule_lists": lists} if lists else {}),
                 },
             ),
         )

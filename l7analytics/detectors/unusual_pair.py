@@ -1,20 +1,32 @@
-"""Unusual caller/route pairs: first-seen against history, plus an IsolationForest.
+"""Unusual caller/route pairs: first-seen against history, count evidence, an IsolationForest.
 
-A *pair* is a caller workload and a route: (destination, method, path template). Two verdicts,
-both explained in the alert:
+A *pair* is a caller workload and a route: (destination, method, path template). Verdicts,
+each explained in the alert:
 
-- *first seen*: a known workload calls a destination it never called in the history window
-  (``history``, default 14 days, read from the lake's partition summaries, so a re-run or a
-  backfill sees the same history the scheduled run saw; ElastAlert2's in-memory ``new_term``
-  does not);
-- *model*: :class:`sklearn.ensemble.IsolationForest` over the pair features of
-  :mod:`~l7analytics.detectors.pair_features`, trained on a past range by :meth:`fit`.
-  ``decision_function`` (lower is more abnormal) below the model's threshold fires. The
-  threshold is learnt, the ``score_quantile`` quantile of the training scores, and never above
-  ``score_threshold``, so a model trained on calm traffic does not fire on ordinary noise.
+- *first seen*: a known workload calls a known destination it never called in the history
+  window (``history``, default 14 days, read from the lake's partition summaries, so a re-run
+  or a backfill sees the same history the scheduled run saw; ElastAlert2's in-memory
+  ``new_term`` does not). A destination nobody called before is a new service being deployed,
+  and a caller nobody saw before is a new workload (a canary, a blue/green switch): neither is
+  lateral movement by itself;
+- *volume*: a known pair sent at least ``volume_ratio`` times what it would have sent had only
+  its caller's overall traffic moved (a Poisson lower bound, so a few requests never make the
+  claim; :func:`~l7analytics.detectors.pair_features.volume_evidence`);
+- *client errors*: its 4xx share rose at least ``error_share_increase`` above its smoothed usual
+  share (a Clopper-Pearson lower bound);
+- *bytes*: request or response bytes per request at least ``bytes_ratio`` times usual, at
+  least ``bytes_min_increase`` more, and ``deviation_threshold`` of the pair's own spreads
+  above it;
+- *model*: :class:`sklearn.ensemble.IsolationForest` over the relative features of
+  :mod:`~l7analytics.detectors.pair_features`, trained on a past range by :meth:`fit`, below
+  its learnt threshold, *and* corroborated by counts (at least ``corroboration_ratio`` of the
+  volume, error or bytes claim), so an outlier the counts cannot support stays quiet.
 
-Pairs with fewer than ``min_support`` requests in a window are neither learnt nor scored:
-tiny groups are where unsupervised outlier detection finds most of its false positives.
+Only increases are verdicts: a pair sending less, or a server failing its callers (5xx), is
+not misuse by the caller. Pairs moving together (a surge, an outage, one namespace's batch
+job) are one traffic shift (:mod:`~l7analytics.detectors.population`), reported once, never as
+per-pair verdicts. Pairs with fewer than ``min_support`` requests in a window are not scored
+by the volume, bytes and model verdicts.
 """
 
 from __future__ import annotations
@@ -44,14 +56,18 @@ from l7analytics.detectors.base import (
     text_or_none,
 )
 from l7analytics.detectors.pair_features import (
-    DEVIATIONS,
     FEATURES,
     PAIR_KEYS,
     Baselines,
+    client_error_evidence,
     contributions,
+    expected_requests,
     feature_matrix,
     observed_quantities,
+    volume_evidence,
+    with_totals,
 )
+from l7analytics.detectors.population import ShiftRule, find_shifts
 
 _TS = pa.timestamp("s", tz="UTC")
 HISTORY_SCHEMA = pa.schema(
@@ -88,7 +104,7 @@ class PairModel:
     """What :meth:`UnusualPairDetector.fit` learns; persisted by a model store."""
 
     #: Bumped when the fields change, so an old pickled model is refused, not misread.
-    FORMAT: ClassVar[int] = 3
+    FORMAT: ClassVar[int] = 4
 
     forest: IsolationForest
     baselines: Baselines
@@ -100,7 +116,7 @@ class PairModel:
     n_rows: int
     feature_names: tuple[str, ...] = FEATURES
     params: dict[str, Any] = field(default_factory=dict)
-    format: int = 3
+    format: int = 4
 
     @property
     def version(self) -> str:
@@ -111,13 +127,18 @@ class PairModel:
         return f"{end}-{digest}"
 
 
+#: Verdicts on a known pair, in the order an alert names them.
+COUNT_VERDICTS = ("volume", "client_errors", "bytes_in", "bytes_out")
+
+
 class UnusualPairDetector(Detector):
     """Caller/route pairs that are new to the caller or unlike its history.
 
     Parameters
     ----------
     config : UnusualPairConfig
-        History length, minimum support, IsolationForest parameters and thresholds.
+        History length, minimum support, evidence thresholds, shift rule, IsolationForest
+        parameters.
 
     Attributes
     ----------
@@ -127,7 +148,7 @@ class UnusualPairDetector(Detector):
     """
 
     id = "l7.unusual_pair"
-    version = "2"
+    version = "3"
     columns = (
         "end_time", "count", "src_workload", "src_namespace", "src_name_aggr", "dest",
         "dest_namespace", "dest_service_name", "method", "path_template", "response_status",
@@ -145,6 +166,11 @@ class UnusualPairDetector(Detector):
     def history_span(self) -> timedelta:
         return self.config.history
 
+    @property
+    def shift_rule(self) -> ShiftRule:
+        c = self.config
+        return ShiftRule(c.shift_share, c.shift_min_pairs, c.cluster_shift_share)
+
     def training_metadata(self, window: Window) -> dict[str, Any]:
         model = self.model_
         return {
@@ -158,18 +184,19 @@ class UnusualPairDetector(Detector):
     def summarize(self, batch: pa.Table, bucket: timedelta) -> pa.Table:
         count = pc.fill_null(batch.column("count"), 0)
         status = pc.fill_null(batch.column("response_status"), 0)
+        client_error = pc.and_(pc.greater_equal(status, 400), pc.less(status, 500))
         table = pa.table(
             {
                 "bucket": bucket_column(batch.column("end_time"), bucket),
                 **{k: batch.column(k) for k in self.keys if k != "bucket"},
                 "requests": count,
-                "errors": pc.if_else(pc.greater_equal(status, 400), count, 0),
+                "client_errors": pc.if_else(client_error, count, 0),
                 "bytes_in": pc.fill_null(batch.column("bytes_in"), 0),
                 "bytes_out": pc.fill_null(batch.column("bytes_out"), 0),
                 "duration_ns": pc.multiply(pc.fill_null(batch.column("duration_mean"), 0), count),
             }
         )
-        values = ["requests", "errors", "bytes_in", "bytes_out", "duration_ns"]
+        values = ["requests", "client_errors", "bytes_in", "bytes_out", "duration_ns"]
         grouped = table.group_by(list(self.keys), use_threads=False).aggregate(
             [(v, "sum") for v in values]
         )
@@ -187,6 +214,7 @@ class UnusualPairDetector(Detector):
         frame = _frame(summary)
         if frame.empty:
             raise ModelError("unusual_pair: no traffic in the training range")
+        frame = with_totals(frame)
         history = _frame(context.history)
         first_in_range = frame.groupby(PAIR_KEYS)["bucket"].transform("min")
         frame["first_seen"] = _lookup(history, frame, "first_seen").fillna(first_in_range)
@@ -238,41 +266,30 @@ class UnusualPairDetector(Detector):
             )
         c = self.config
         frame = _frame(summary)
+        if frame.empty:
+            return []
+        frame = with_totals(frame)
         floor = min(c.min_support, c.min_support_first_seen)
         frame = frame[frame["requests"] >= floor].reset_index(drop=True)
         if frame.empty:
             return []
         history = _frame(context.history)
-        known = set(history["src_workload"]) | set(history["dest"])
-        talked = set(zip(history["src_workload"], history["dest"], strict=True))
         frame["first_seen"] = _lookup(history, frame, "first_seen")
-        frame["new_destination"] = [
-            caller in known and (caller, dest) not in talked
-            for caller, dest in zip(frame["src_workload"], frame["dest"], strict=True)
-        ]
+        frame["new_destination"] = _first_seen_destination(frame, history)
         frame["new_destination"] &= frame["requests"] >= c.min_support_first_seen
-        supported = frame["requests"] >= c.min_support
         observed = observed_quantities(frame, history[PAIR_KEYS].drop_duplicates())
+        for verdict in (*COUNT_VERDICTS, "model", "shift"):
+            frame[verdict] = False
+        frame["decision"] = np.nan
+        frame["evidence"] = np.nan
         z = None
         threshold = c.score_threshold
-        frame["decision"] = np.nan
         if model is not None:
             observed = model.baselines.attach(frame, observed)
-            raw = feature_matrix(observed, model.age_cap_hours)
-            features = model.baselines.standardize(frame, raw)
-            decision = model.forest.decision_function(features.to_numpy())
-            frame["decision"] = np.where(supported, decision, np.nan)
+            features = self._judge(frame, observed, model, context)
             z = (features - pd.Series(model.feature_center)) / pd.Series(model.feature_scale)
             threshold = model.threshold
-            # The rule beside the model: one quantity far above the pair's own spread fires
-            # even when the forest, which splits on one random feature at a time, is unsure.
-            deviation = features[list(DEVIATIONS)].max(axis=1).where(supported)
-            frame["deviation"] = deviation
-            frame["deviates"] = deviation >= c.deviation_threshold
-        else:
-            frame["deviation"] = np.nan
-            frame["deviates"] = False
-        fires = frame["new_destination"] | (frame["decision"] < threshold) | frame["deviates"]
+        fires = frame["new_destination"] | frame[[*COUNT_VERDICTS, "model"]].any(axis=1)
         alerts = []
         for (bucket, caller, dest), group in frame[fires].groupby(
             ["bucket", "src_workload", "dest"], sort=True
@@ -281,6 +298,101 @@ class UnusualPairDetector(Detector):
                 group, observed.loc[group.index], None if z is None else z.loc[group.index]
             )
             alerts.append(self._alert(bucket, caller, dest, explained, model, threshold, context))
+        return alerts + self._shift_alerts(context)
+
+    def _judge(
+        self,
+        frame: pd.DataFrame,
+        observed: pd.DataFrame,
+        model: PairModel,
+        context: DetectionContext,
+    ) -> pd.DataFrame:
+        """Set the count verdicts, the model verdict and the shift mark on ``frame``; return
+        the standardized features (for the contributions an alert explains itself with)."""
+        c = self.config
+        scored = (frame["requests"] >= c.min_support) & observed["known"]
+        raw = feature_matrix(observed, model.age_cap_hours)
+        features = model.baselines.standardize(frame, raw)
+        expected = expected_requests(frame, observed)
+        observed["expected_requests"] = expected
+        volume = volume_evidence(observed["requests"], expected, c.evidence_level)
+        errors = client_error_evidence(
+            observed["client_errors"],
+            observed["requests"],
+            observed["baseline_client_error_share"],
+            c.evidence_level,
+        )
+        strength = {
+            "volume": volume / c.volume_ratio,
+            "client_errors": errors / c.error_share_increase,
+        }
+        for direction in ("in", "out"):
+            quantity = f"bytes_{direction}_per_request"
+            baseline = observed[f"baseline_{quantity}"]
+            ratio = (observed[quantity] + 1) / (baseline + 1)
+            far = features[f"bytes_{direction}_vs_baseline"] >= c.deviation_threshold
+            far &= observed[quantity] - baseline >= c.bytes_min_increase
+            strength[f"bytes_{direction}"] = (ratio / c.bytes_ratio).where(far, 0.0)
+        inside, shifts = find_shifts(frame[scored], observed[scored], self.shift_rule)
+        frame["shift"] = inside.reindex(frame.index, fill_value=False)
+        context.shifts.extend(shifts)
+        judged = scored & ~frame["shift"]
+        best = pd.concat(strength, axis=1).fillna(0.0)
+        for verdict in COUNT_VERDICTS:
+            frame[verdict] = judged & (best[verdict] >= 1.0)
+        decision = model.forest.decision_function(features.to_numpy())
+        frame["decision"] = np.where(scored, decision, np.nan)
+        corroborated = best.max(axis=1) >= c.corroboration_ratio / c.volume_ratio
+        frame["model"] = judged & (frame["decision"] < model.threshold) & corroborated
+        frame["evidence"] = best.max(axis=1).where(scored)
+        observed["volume_evidence"] = volume
+        observed["client_error_evidence"] = errors
+        return features
+
+    def _shift_alerts(self, context: DetectionContext) -> list[Alert]:
+        """With ``shift_alerts``: one low-severity alert per window that had traffic shifts,
+        listing them; one entity, so suppression keeps one per period."""
+        if not self.config.shift_alerts or not context.shifts:
+            return []
+        alerts = []
+        by_bucket: dict[str, list[dict[str, Any]]] = {}
+        for shift in context.shifts:
+            by_bucket.setdefault(shift["bucket"], []).append(shift)
+        for bucket, shifts in sorted(by_bucket.items()):
+            start = pd.Timestamp(bucket).to_pydatetime()
+            what = "; ".join(
+                f"{s['scope']} {s['key']}: {s['moved']} of {s['members']} moved "
+                f"({s['typical_change']})"
+                for s in shifts[:5]
+            )
+            alerts.append(
+                Alert.create(
+                    detector=self.id,
+                    entity="traffic-shift",
+                    window_start=start,
+                    window_end=start + context.bucket,
+                    severity=self.config.shift_severity,
+                    name="Traffic shift",
+                    description=f"Traffic moved together, one shift and no per-pair verdicts: "
+                    f"{what}.",
+                    finding=Finding(
+                        detector_version=self.version,
+                        run_mode=context.run_mode,
+                        caller=None,
+                        dest=None,
+                        paths=[],
+                        path_details=[],
+                        observed={"shifts": len(shifts)},
+                        thresholds={
+                            "shift_share": self.config.shift_share,
+                            "cluster_shift_share": self.config.cluster_shift_share,
+                        },
+                        score=None,
+                        score_meaning="a traffic shift is not scored",
+                        details={"verdicts": ["traffic_shift"], "shifts": shifts},
+                    ),
+                )
+            )
         return alerts
 
     def _alert(
@@ -297,39 +409,35 @@ class UnusualPairDetector(Detector):
         start = pd.Timestamp(bucket).to_pydatetime()
         group = ex.group
         new_dest = bool(group["new_destination"].any())
+        verdicts = [v for v in COUNT_VERDICTS if group[v].any()]
+        if group["model"].any():
+            verdicts.append("model")
+        if new_dest:
+            verdicts.insert(0, "first_seen_destination")
         routes = ex.routes(c.top_features)
         decision = None if group["decision"].isna().all() else float(group["decision"].min())
-        deviation = None if group["deviation"].isna().all() else float(group["deviation"].max())
+        evidence = None if group["evidence"].isna().all() else float(group["evidence"].max())
         severity = pair_severity(
             c.new_destination_severity if new_dest else c.severity,
-            decision,
+            decision if "model" in verdicts else None,
             threshold,
-            deviation,
-            c.deviation_threshold,
+            evidence if set(verdicts) - {"first_seen_destination"} else None,
         )
         head = routes[0]
         if new_dest:
             reason = f"{caller} called {dest}, a destination it had not called in {c.history}"
         else:
             reason = f"{caller} used {dest} unlike its own baseline"
-        because = "; ".join(
-            f"{k['quantity']} {k['observed']:g}"
-            + (f" vs baseline {k['baseline']:g}" if k["baseline"] is not None else "")
-            for k in head.get("contributions", [])
-            if k["observed"] is not None
-        )
-        score_text = (
-            f"model score {decision:.3f} (fires below {threshold:.3f}), largest "
-            f"deviation {deviation:.1f} spreads (fires at {c.deviation_threshold:g})"
-            if decision is not None
-            else "no trained model, first-seen test only"
-            if model is None
-            else f"below min_support={c.min_support} for the model"
-        )
+        claims = "; ".join(ex.claims(verdicts))
         description = (
             f"{reason}: {int(group['requests'].sum())} requests on {len(group)} route(s) such "
-            f"as {head['method']} {head['path_template']}; {score_text}"
-            + (f"; most unusual: {because}" if because else "")
+            f"as {head['method']} {head['path_template']}"
+            + (f"; {claims}" if claims else "")
+            + (
+                f"; model score {decision:.3f} (fires below {threshold:.3f})"
+                if decision is not None
+                else ""
+            )
             + "."
         )
         first = group.sort_values("requests", ascending=False, kind="stable").iloc[0]
@@ -362,28 +470,22 @@ class UnusualPairDetector(Detector):
                 thresholds={
                     "score_threshold": threshold,
                     "min_support": c.min_support,
-                    "deviation_threshold": c.deviation_threshold,
+                    "volume_ratio": c.volume_ratio,
+                    "error_share_increase": c.error_share_increase,
+                    "bytes_ratio": c.bytes_ratio,
+                    "evidence_level": c.evidence_level,
                     "history": str(c.history),
                 },
                 score=decision,
                 score_meaning="IsolationForest decision_function of the most unusual route; "
-                "lower is more abnormal; fires below score_threshold",
+                "lower is more abnormal; fires below score_threshold when the counts back it",
                 details={
                     "model_version": model.version if model is not None else None,
                     "new_destination": new_dest,
-                    "verdicts": [
-                        v
-                        for v, on in (
-                            ("first_seen_destination", new_dest),
-                            ("model", decision is not None and decision < threshold),
-                            (
-                                "deviation",
-                                deviation is not None and deviation >= c.deviation_threshold,
-                            ),
-                        )
-                        if on
-                    ],
-                    "deviation": deviation,
+                    "verdicts": verdicts,
+                    "evidence": evidence,
+                    "evidence_meaning": "the strongest count claim over its threshold "
+                    "(1: just at the threshold); lower confidence bounds, not point estimates",
                 },
             ),
         )
@@ -393,23 +495,39 @@ def pair_severity(
     base: float,
     decision: float | None,
     threshold: float,
-    deviation: float | None,
-    deviation_threshold: float,
+    evidence: float | None,
 ) -> float:
     """The base severity (higher for a new destination), up to 30 more the further the model
-    score falls below its threshold, and up to 20 more for a deviation past its threshold.
+    score falls below its threshold, and up to 20 more the further the counts go past their
+    claim (10 per doubling).
 
-    >>> pair_severity(50, None, 0.0, None, 6.0)
+    >>> pair_severity(50, None, 0.0, None)
     50.0
-    >>> pair_severity(50, -0.05, 0.0, 8.0, 6.0)
-    68.0
+    >>> pair_severity(50, -0.05, 0.0, 4.0)
+    80.0
     """
     severity = float(base)
     if decision is not None and decision < threshold:
         severity += min(30.0, (threshold - decision) * 200)
-    if deviation is not None and deviation >= deviation_threshold:
-        severity += min(20.0, deviation)
+    if evidence is not None and evidence >= 1.0:
+        severity += min(20.0, 10.0 * float(np.log2(evidence)))
     return severity
+
+
+def _first_seen_destination(frame: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
+    """A known workload (it called or was called in the history) calling a known destination
+    it never called in the history."""
+    destinations = set(history["dest"])
+    workloads = set(history["src_workload"]) | destinations
+    talked = set(zip(history["src_workload"], history["dest"], strict=True))
+    return pd.Series(
+        [
+            caller in workloads and dest in destinations and (caller, dest) not in talked
+            for caller, dest in zip(frame["src_workload"], frame["dest"], strict=True)
+        ],
+        index=frame.index,
+        dtype=bool,
+    )
 
 
 @dataclass
@@ -419,6 +537,35 @@ class _Explained:
     group: pd.DataFrame
     observed: pd.DataFrame
     z: pd.DataFrame | None
+
+    def claims(self, verdicts: list[str]) -> list[str]:
+        """The count claims behind ``verdicts``, in words, for the route that makes each."""
+        obs = self.observed
+        out = []
+        if "volume" in verdicts:
+            i = obs.loc[self.group.index[self.group["volume"]], "volume_evidence"].idxmax()
+            out.append(
+                f"{obs.at[i, 'requests']:.0f} requests where {obs.at[i, 'expected_requests']:.0f}"
+                f" were expected from the caller's own traffic (at least "
+                f"{obs.at[i, 'volume_evidence']:.1f}x)"
+            )
+        if "client_errors" in verdicts:
+            rows = self.group.index[self.group["client_errors"]]
+            i = obs.loc[rows, "client_error_evidence"].idxmax()
+            out.append(
+                f"{obs.at[i, 'client_errors']:.0f} of {obs.at[i, 'requests']:.0f} answered 4xx "
+                f"against a usual {obs.at[i, 'baseline_client_error_share']:.1%}"
+            )
+        for direction in ("in", "out"):
+            if f"bytes_{direction}" in verdicts:
+                rows = self.group.index[self.group[f"bytes_{direction}"]]
+                quantity = f"bytes_{direction}_per_request"
+                i = obs.loc[rows, quantity].idxmax()
+                out.append(
+                    f"{obs.at[i, quantity]:.0f} bytes_{direction} per request against a usual "
+                    f"{obs.at[i, 'baseline_' + quantity]:.0f}"
+                )
+        return out
 
     def routes(self, top_features: int) -> list[dict[str, Any]]:
         out = []
@@ -433,12 +580,16 @@ class _Explained:
                 "requests": int(row["requests"]),
                 "first_seen": None if pd.isna(row["first_seen"]) else iso(row["first_seen"]),
                 "new_destination": bool(row["new_destination"]),
+                "verdicts": [v for v in (*COUNT_VERDICTS, "model") if row[v]],
                 "decision": None if pd.isna(row["decision"]) else round(float(row["decision"]), 4),
                 "observed": {
                     k: _num(obs.get(k))
                     for k in (
                         "requests",
-                        "error_share",
+                        "expected_requests",
+                        "client_error_share",
+                        "caller_share",
+                        "dest_share",
                         "bytes_out_per_request",
                         "bytes_in_per_request",
                         "latency_ms",

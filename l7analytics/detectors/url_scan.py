@@ -1,14 +1,15 @@
 """URL scans: one caller probing many routes that do not exist or are denied.
 
 Per caller workload and window, weighted by ``count``: requests, distinct routes (path
-templates), routes that only ever failed (401/403/404/405), distinct failed paths, error share,
-destinations touched, and known scanner user agents when Calico logs them. The share is taken
-over *routes*, not requests: every internet client is the one caller ``pub``, and a wordlist
-scan mixed into busy legitimate traffic hardly moves the request error rate, but it multiplies
-the routes that only ever failed. Path templates (not raw paths) keep a shop's thousands of
-product ids from looking like a scan. OWASP CRS's ``scanners-user-agents.data``, read when the
-settings load (``config.crs_list``), adds to the known agents; alerts then name it and its
-sha256 (``record.rule_lists``).
+templates), routes that only ever failed (401/403/404/405, and 5xx: a service that is down
+answers a scan 503 throughout), distinct failed paths, error share, destinations touched, and
+known scanner user agents when Calico logs them. The share is taken over *routes*, not
+requests: every internet client is the one caller ``pub``, and a wordlist scan mixed into busy
+legitimate traffic hardly moves the request error rate, but it multiplies the routes that only
+ever failed. Path templates (not raw paths) keep a shop's thousands of product ids from looking
+like a scan. OWASP CRS's ``scanners-user-agents.data``, read when the settings load
+(``config.crs_list``), adds to the known agents; alerts then name it and its sha256
+(``record.rule_lists``).
 """
 
 from __future__ import annotations

@@ -36,11 +36,24 @@ def _alert_span(alert: Mapping[str, Any]) -> tuple[datetime, datetime]:
     return parse_time(start), parse_time(end)
 
 
+def alert_callers(alert: Mapping[str, Any]) -> set[str]:
+    """The callers an alert speaks of: its own, and every caller of its incident."""
+    record = alert["record"]
+    incident = record.get("incident") or {}
+    return {c for c in (record.get("caller"), *incident.get("callers", ())) if c}
+
+
+def alert_detectors(alert: Mapping[str, Any]) -> set[str]:
+    """The detectors with a verdict in an alert (an incident's, or its origin)."""
+    incident = alert["record"].get("incident") or {}
+    return set(incident.get("detectors") or ()) | {alert["origin"]}
+
+
 def matches(alert: Mapping[str, Any], incident: Mapping[str, Any]) -> bool:
     """Same caller workload (or a relaying hop) and overlapping time."""
     callers = {incident.get("src_workload")}
     callers |= {hop.get("src_workload") for hop in incident.get("also_seen_as", [])}
-    if alert["record"].get("caller") not in callers:
+    if not alert_callers(alert) & callers:
         return False
     a_start, a_end = _alert_span(alert)
     i_start, i_end = _span(incident)
@@ -53,7 +66,8 @@ def evaluate(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> dict[str, Any]:
-    """Per-detector recall, precision and alerts on benign events, for incidents in range."""
+    """Per-detector recall, precision and alerts on benign events, for incidents in range;
+    per kind of incident, how many were found and how many alerts each raised."""
 
     def in_range(item: Mapping[str, Any]) -> bool:
         i_start, i_end = _span(item)
@@ -65,7 +79,7 @@ def evaluate(
     report: dict[str, Any] = {"detectors": {}, "missed": [], "false_alerts": []}
     for detector in DETECTORS:
         own = [i for i in malicious if i["detector"] == detector]
-        fired = [a for a in alerts if a["origin"] == detector]
+        fired = [a for a in alerts if detector in alert_detectors(a)]
         found = [i for i in own if any(matches(a, i) for a in fired)]
         true = [a for a in fired if any(matches(a, i) for i in malicious)]
         on_benign = [a for a in fired if a not in true and any(matches(a, b) for b in benign)]
@@ -84,4 +98,30 @@ def evaluate(
             for a in fired
             if a not in true
         ]
+    report["by_kind"] = _by_kind(alerts, malicious)
+    report["alerts"] = len(alerts)
+    report["incidents"] = len(malicious)
+    report["alerts_per_incident"] = len(alerts) / len(malicious) if malicious else 0.0
     return report
+
+
+def _by_kind(
+    alerts: Sequence[Mapping[str, Any]], incidents: Sequence[Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Per kind of incident: how many, how many any alert found, and the alerts per incident
+    (every alert matching it, whichever detector raised it)."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for incident in incidents:
+        entry = kinds.setdefault(
+            incident["kind"], {"incidents": 0, "found": 0, "alerts": 0, "missed": []}
+        )
+        hits = sum(matches(a, incident) for a in alerts)
+        entry["incidents"] += 1
+        entry["alerts"] += hits
+        entry["found"] += hits > 0
+        if not hits:
+            entry["missed"].append(incident["id"])
+    for entry in kinds.values():
+        entry["recall"] = entry["found"] / entry["incidents"]
+        entry["alerts_per_incident"] = entry["alerts"] / entry["incidents"]
+    return dict(sorted(kinds.items()))

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from l7analytics.core.alerts import Alert, suppress
 from l7analytics.core.arrowutil import rows_in_window
 from l7analytics.core.errors import ConfigError, L7AnalyticsError, LakeError, ModelError
+from l7analytics.core.incidents import correlate
 from l7analytics.core.normalize import NormalizedBatch, normalize_table
 from l7analytics.core.schema import L7_SCHEMA
 from l7analytics.core.settings import Settings
@@ -234,6 +235,8 @@ class ScoreResult:
     seconds: float = 0.0
     #: Hours of the window the lake has no partition for (not scored), ISO 8601 starts.
     missing_hours: list[str] = field(default_factory=list)
+    #: Traffic shifts the detectors found (many pairs moving together), one dict each.
+    shifts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> list[str]:
@@ -304,10 +307,13 @@ def score(
             found = []
         outcome.alerts = len(found)
         result.outcomes[detector.id] = outcome
+        result.shifts += [{"detector": detector.id, **s} for s in context.shifts]
         alerts.extend(found)
-    result.alerts = suppress(alerts, settings.suppression)
-    for detector_id, outcome in result.outcomes.items():  # counted as written, after suppression
-        outcome.alerts = sum(a.origin == detector_id for a in result.alerts)
+    result.alerts = correlate(
+        suppress(alerts, settings.suppression), settings.suppression or settings.window
+    )
+    for detector_id, outcome in result.outcomes.items():  # counted as written: incidents it is in
+        outcome.alerts = sum(detector_id in a.detectors for a in result.alerts)
     for sink in sinks:
         result.written[sink.description] = sink.write(result.alerts)
     result.seconds = time.perf_counter() - started

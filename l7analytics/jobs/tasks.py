@@ -98,6 +98,7 @@ def score_window(
         "alerts": len(result.alerts),
         "alert_ids": sorted(a.id for a in result.alerts),
         "missing_hours": result.missing_hours,
+        "traffic_shifts": result.shifts,
         "written": result.written,
         "outcomes": {
             d: {"status": o.status, "alerts": o.alerts, "model": o.model_version}

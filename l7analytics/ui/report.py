@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -120,7 +120,22 @@ def score_report(result: Any, sinks: Sequence[str]) -> Table:
             f"\nwarning: no partition for {len(missing)} hour(s) of the window, not scored "
             f"(not extracted?): {shown}"
         )
+    shifts = list(getattr(result, "shifts", []))
+    if shifts:
+        shown = "; ".join(_shift_text(s) for s in shifts[:4]) + ("; ..." if len(shifts) > 4 else "")
+        table.caption += (
+            f"\n{len(shifts)} traffic shift(s), pairs that moved together and so raised no "
+            f"per-pair alert: {shown}"
+        )
     return table
+
+
+def _shift_text(shift: dict) -> str:
+    what = "cluster" if shift["scope"] == "cluster" else f"{shift['scope']} {shift['key']}"
+    return (
+        f"{what} at {shift['bucket']}: {shift['moved']} of {shift['members']} moved "
+        f"({shift['typical_change']})"
+    )
 
 
 def _text(value: object) -> str:
@@ -148,7 +163,7 @@ def alerts_table(alerts: Sequence[Alert], limit: int = 30) -> Table:
     return table
 
 
-def evaluation_table(report: dict[str, Any]) -> Table:
+def evaluation_table(report: dict[str, Any]) -> Table | Group:
     table = Table(title="detection against the labelled incidents", title_justify="left")
     for col in (
         "detector",
@@ -172,4 +187,23 @@ def evaluation_table(report: dict[str, Any]) -> Table:
             f"{m['precision']:.2f}",
             str(m["benign_alerts"]),
         )
-    return table
+    if "by_kind" not in report:
+        return table
+    table.caption = (
+        f"{report['alerts']} alerts for {report['incidents']} incidents "
+        f"({report['alerts_per_incident']:.2f} per incident); an alert is one incident, "
+        "it may hold several detectors' verdicts"
+    )
+    kinds = Table(title="by kind of incident", title_justify="left")
+    for col in ("kind", "incidents", "found", "recall", "alerts per incident", "missed"):
+        kinds.add_column(col)
+    for kind, k in report["by_kind"].items():
+        kinds.add_row(
+            kind,
+            str(k["incidents"]),
+            str(k["found"]),
+            f"{k['recall']:.2f}",
+            f"{k['alerts_per_incident']:.2f}",
+            ", ".join(k["missed"]),
+        )
+    return Group(table, kinds)

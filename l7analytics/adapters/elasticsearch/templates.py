@@ -67,6 +67,24 @@ ALERT_MAPPING: dict[str, Any] = {
                 "score": {"type": "double"},
                 "deviation": {"type": "double"},
                 "unlogged_requests_on_hosts": {"type": "long"},
+                "rule_ids": KEYWORD,
+                "evidence": {"type": "double"},
+                # One alert is one incident (l7analytics.core.incidents); its verdicts are
+                # kept in _source for reading, the rest is mapped for filtering.
+                "incident": {
+                    "dynamic": False,
+                    "properties": {
+                        "id": KEYWORD,
+                        "root_caller": KEYWORD,
+                        "period_start": DATE,
+                        "detectors": KEYWORD,
+                        "callers": KEYWORD,
+                        "destinations": KEYWORD,
+                        "first_seen": DATE,
+                        "last_seen": DATE,
+                        "alerts": {"type": "integer"},
+                    },
+                },
                 "observed": {
                     "dynamic": False,
                     "properties": {
@@ -78,6 +96,7 @@ ALERT_MAPPING: dict[str, Any] = {
                         "distinct_error_paths": {"type": "long"},
                         "destinations": {"type": "long"},
                         "routes": {"type": "long"},
+                        "rules": {"type": "long"},
                     },
                 },
             },

@@ -178,6 +178,11 @@ ALERTS = DataView(
         "record.caller": "caller",
         "record.dest": "destination",
         "record.paths": "paths",
+        "record.incident.callers": "incident callers",
+        "record.incident.detectors": "incident detectors",
+        "record.incident.destinations": "incident destinations",
+        "record.incident.first_seen": "first seen",
+        "record.incident.last_seen": "last seen",
     },
 )
 L7_LOGS = DataView(
@@ -194,6 +199,26 @@ ALERT_COLUMNS = (
     "record.dest",
     "record.paths",
     "description",
+)
+#: An alert is an incident: every detector's verdicts about one caller in one period.
+INCIDENT_COLUMNS = (
+    "severity",
+    "name",
+    "record.incident.callers",
+    "record.incident.detectors",
+    "record.incident.destinations",
+    "record.incident.first_seen",
+    "record.incident.last_seen",
+    "description",
+)
+INCIDENTS_SEARCH = SavedSearch(
+    id="l7analytics-incidents",
+    title="l7analytics: incidents",
+    description="One row per incident (every detector's verdicts about one caller in one "
+    "suppression period), newest first: callers, detectors, destinations, first and last seen.",
+    view=ALERTS,
+    columns=INCIDENT_COLUMNS,
+    sort_field="time",
 )
 ALERTS_SEARCH = SavedSearch(
     id="l7analytics-alerts-search",
@@ -281,19 +306,21 @@ SEVERITY_BREAKDOWN = DonutChart(
 DASHBOARD = Dashboard(
     id="l7analytics-alerts-dashboard",
     title="l7analytics: L7 alerts",
-    description="Alerts raised by l7analytics from Calico L7 logs: over time by detector, severity "
-    "bands, top callers and destinations, and the newest critical alerts.",
+    description="Incidents raised by l7analytics from Calico L7 logs first (one per caller and "
+    "period, every detector's verdicts in it), then over time by detector, severity bands, top "
+    "callers and destinations, and the newest critical alerts.",
     panels=(
-        Panel(ALERTS_OVER_TIME, "alerts-over-time", x=0, y=0, w=32, h=14),
-        Panel(SEVERITY_BREAKDOWN, "severity-breakdown", x=32, y=0, w=16, h=14),
-        Panel(TOP_CALLERS, "top-callers", x=0, y=14, w=24, h=14),
-        Panel(TOP_DESTINATIONS, "top-destinations", x=24, y=14, w=24, h=14),
-        Panel(CRITICAL_SEARCH, "critical-alerts", x=0, y=28, w=48, h=18),
+        Panel(INCIDENTS_SEARCH, "incidents", x=0, y=0, w=48, h=16),
+        Panel(ALERTS_OVER_TIME, "alerts-over-time", x=0, y=16, w=32, h=14),
+        Panel(SEVERITY_BREAKDOWN, "severity-breakdown", x=32, y=16, w=16, h=14),
+        Panel(TOP_CALLERS, "top-callers", x=0, y=30, w=24, h=14),
+        Panel(TOP_DESTINATIONS, "top-destinations", x=24, y=30, w=24, h=14),
+        Panel(CRITICAL_SEARCH, "critical-alerts", x=0, y=44, w=48, h=18),
     ),
 )
 
 #: Everything, in import order: an object comes after every object it references.
 DATA_VIEWS = (ALERTS, L7_LOGS)
-SEARCHES = (ALERTS_SEARCH, CRITICAL_SEARCH, L7_LOGS_SEARCH)
+SEARCHES = (INCIDENTS_SEARCH, ALERTS_SEARCH, CRITICAL_SEARCH, L7_LOGS_SEARCH)
 CHARTS: tuple[Chart, ...] = (ALERTS_OVER_TIME, TOP_CALLERS, TOP_DESTINATIONS, SEVERITY_BREAKDOWN)
 DASHBOARDS = (DASHBOARD,)

@@ -10,7 +10,13 @@ pod-template hash, CronJob pods named after their schedule.
 
 On top of the baseline it injects labelled incidents (``restricted_url``, ``url_scan``,
 ``unusual_pair``) on the last day, and labels the benign events a naive detector would flag
-(``benign_rollout``, ``benign_new_ids``, ``benign_cronjob``, ``benign_monitoring``).
+(``benign_rollout``, ``benign_new_ids``, ``benign_cronjob``, ``benign_monitoring``) and the
+benign shifts of the whole population (*confounders*: ``benign_surge``, ``benign_drop``,
+``benign_outage``, ``benign_hpa``, ``benign_node_drain``, ``benign_canary``,
+``benign_bluegreen``, ``benign_new_service``), every day, rotating so that any 7 days without
+attacks hold each kind. User traffic follows the hour of the day and is 60 % on weekends. The
+incident day has a surge and an outage, with attacks hidden in them and in the diurnal peak.
+Every label has a ``scope``: ``caller``, ``destination``, ``cluster`` or ``node``.
 
 Public API::
 

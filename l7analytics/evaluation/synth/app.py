@@ -235,6 +235,18 @@ class App:
         """Nodes of a workload's pods: Calico's L7 collector logs on the destination node."""
         return sorted(set(self.pod_hosts[key]))
 
+    def inbound(self, key: str) -> list[int]:
+        """Indices of the flows that reach ``key``: its own callers' flows, plus the internet's
+        requests that ingress-nginx relays to it (same site, logged at the ingress hop)."""
+        direct = [i for i, f in enumerate(self.flows) if f.dst == key]
+        sites = {self.flows[i].authority for i in direct if self.flows[i].src == ING}
+        relayed = [
+            i
+            for i, f in enumerate(self.flows)
+            if f.src == PUB and f.dst == ING and f.authority in sites
+        ]
+        return sorted(direct + relayed)
+
 
 def calico_path(path: str) -> str:
     """The path as Felix keeps it: query dropped, at most 5 segments (default settings)."""
@@ -466,7 +478,7 @@ PROBED = (
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def _grpc(app: App, src: str, svc: str, method: str, rate: float, **kw: Any) -> Flow:
+def grpc_flow(app: App, src: str, svc: str, method: str, rate: float, **kw: Any) -> Flow:
     """A gRPC call: ``POST <svc>:<port>/hipstershop.<Service>/<Method>``."""
     s = app.services[svc]
     path = "/" + method if method.startswith("grpc.") else "/hipstershop." + method
@@ -512,7 +524,9 @@ def build_flows(app: App) -> list[Flow]:
         path = "/api/v1/webhooks/payments"
         flows.append(_http(app, src, svc, "POST", path, rate=4, **hook, **WEBHOOK_SIZES))
     for src, svc, method, rate, b_in, b_out, dur in GRPC_CALLS:
-        flows.append(_grpc(app, src, svc, method, rate, bytes_in=b_in, bytes_out=b_out, dur_ms=dur))
+        flows.append(
+            grpc_flow(app, src, svc, method, rate, bytes_in=b_in, bytes_out=b_out, dur_ms=dur)
+        )
     api: dict[str, Any] = {"authority": "billing-api:8080", "codes": REST_GET, "dur_ms": 18}
     for src, method, path, rate, b_in, b_out, profile in BILLING_API_CALLS:
         sizes = {"bytes_in": b_in, "bytes_out": b_out, "profile": profile}
@@ -556,7 +570,7 @@ def _platform_flows(app: App) -> list[Flow]:
         flows.append(_http(app, bb, svc, "GET", path, rate=5, **sizes, **fixed))
     health = {"bytes_in": 5, "bytes_out": 7, "dur_ms": 1}
     for svc in ("cartservice", "paymentservice", "emailservice"):
-        flows.append(_grpc(app, bb, svc, "grpc.health.v1.Health/Check", 5, **health, **fixed))
+        flows.append(grpc_flow(app, bb, svc, "grpc.health.v1.Health/Check", 5, **health, **fixed))
     push: dict[str, Any] = {"authority": "loki.logging:3100", "profile": "flat", "dur_ms": 12}
     push |= {"codes": (("204", 0.999), ("429", 0.001)), "bytes_in": 9000, "bytes_out": 0}
     rate = 60 * len(app.hosts)
@@ -566,16 +580,34 @@ def _platform_flows(app: App) -> list[Flow]:
     return flows
 
 
-def diurnal(epoch: np.ndarray | float) -> np.ndarray:
-    """Relative user traffic at a UTC time: low at night (03:00), peak mid-afternoon (15:00).
+#: User-driven traffic on Saturday and Sunday (UTC) relative to a weekday at the same hour.
+WEEKEND_FACTOR = 0.6
 
-    Weekends run at 80 %. The curve is 1.0 at the weekday peak and about 0.12 at its low.
+
+def hour_of_day(epoch: np.ndarray | float) -> np.ndarray:
+    """Relative user traffic by UTC hour: low at night (03:00), peak mid-afternoon (15:00).
+
+    1.0 at the peak and 0.12 at the low.
     """
     t = np.asarray(epoch, dtype=np.float64)
     hour = (t % 86400) / 3600.0
     wave = (0.5 - 0.5 * np.cos(2 * np.pi * (hour - 3.0) / 24.0)) ** 1.5
+    return 0.12 + 0.88 * wave
+
+
+def weekday_factor(epoch: np.ndarray | float) -> np.ndarray:
+    """:data:`WEEKEND_FACTOR` on Saturday and Sunday (UTC date), 1.0 on weekdays."""
+    t = np.asarray(epoch, dtype=np.float64)
     weekday = ((t // 86400).astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday: 0 = Monday
-    return (0.12 + 0.88 * wave) * np.where(weekday >= 5, 0.8, 1.0)
+    return np.where(weekday >= 5, WEEKEND_FACTOR, 1.0)
+
+
+def diurnal(epoch: np.ndarray | float) -> np.ndarray:
+    """Relative user traffic at a UTC time: hour-of-day times day-of-week seasonality.
+
+    1.0 at a weekday's 15:00 peak, about 0.12 at its 03:00 low; weekends run at 60 %.
+    """
+    return hour_of_day(epoch) * weekday_factor(epoch)
 
 
 def invoice_high(window: np.ndarray | int, scale: float) -> np.ndarray:

@@ -6,7 +6,10 @@ about the same per document at any ``scale``. Per window:
 
 1. baseline flows become documents: flows with a few fixed paths enumerate their
    (url, node, response code, user agent) cells and draw a Poisson count per cell; flows whose
-   path carries an id draw individual requests and aggregate them with ``np.unique``;
+   path carries an id draw individual requests and aggregate them with ``np.unique``. Rates
+   follow the plan's confounders (surges, drops, load spikes, canary shares, flows not
+   deployed yet), and the cells those of the window's pod layout (:class:`Variant`: a drained
+   node, HPA pods, a destination answering 503), compiled once per layout;
 2. explicit documents planned in :mod:`l7analytics.evaluation.synth.incidents` (attacks,
    CronJob runs) are added;
 3. Felix's per-node limit is applied: keys beyond the limit on a node are dropped and counted
@@ -23,7 +26,7 @@ import gzip as gzip_mod
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -50,6 +53,7 @@ from l7analytics.evaluation.synth.incidents import (
     HEADER_INFO_SHARE,
     PER_DAY,
     WINDOW,
+    Layout,
     Plan,
     build_plan,
     label_time,
@@ -113,6 +117,28 @@ class WindowDocs:
         return len(self.order) + int(np.count_nonzero(self.dropped))
 
 
+#: Every answer of a destination that is down.
+UNAVAILABLE = (("503", 1.0),)
+
+
+@dataclass
+class Variant:
+    """The cells of one pod layout: (flow, url, node, code, agent) with the flow's share of
+    requests, and the node and code tables of id-carrying flows."""
+
+    cell_flow: np.ndarray
+    cell_url: np.ndarray
+    cell_host: np.ndarray
+    cell_code: np.ndarray
+    cell_agent: np.ndarray
+    cell_p: np.ndarray
+    cell_fixed: np.ndarray
+    s_hosts: np.ndarray
+    s_nhosts: np.ndarray
+    s_codes: np.ndarray
+    s_cum: np.ndarray
+
+
 class _Tables:
     """Interned strings (response codes, user agents): documents carry their indices."""
 
@@ -172,7 +198,11 @@ class Synth:
 
     # ------------------------------------------------------------------ compile
     def _compile(self) -> None:
-        """Turn the flow table into flat numpy arrays so a window is a handful of array ops."""
+        """Turn the flow table into flat numpy arrays so a window is a handful of array ops.
+
+        One set of cells per pod layout of the plan (the app's own, a drained node, HPA pods,
+        a destination down), all compiled up front.
+        """
         app, t = self.app, _Tables()
         flows = app.flows
         self.tables = t
@@ -183,30 +213,66 @@ class Synth:
         self.flow_rate = np.array([f.rate for f in flows])
         self.flow_scaled = np.array([self.scale if f.profile != "fixed" else 1.0 for f in flows])
         self.flow_user = np.array([f.profile == "user" for f in flows])
+        self.flow_base = np.arange(len(flows)) < self.plan.base_flows  # added flows start silent
         self.flow_bin = np.array([f.bytes_in for f in flows])
         self.flow_bout = np.array([f.bytes_out for f in flows])
         self.flow_dur = np.array([f.dur_ms for f in flows])
         self.statics = [self._static(f) for f in flows]
         self.urls: list[str] = []
-        cells: list[tuple[int, int, int, int, int, float, bool]] = []
-        sample: list[int] = []
-        for i, f in enumerate(flows):
-            if f.template:
-                sample.append(i)
-            else:
-                cells += self._cells(i, f)
-        c = np.array(cells, dtype=np.float64).T
-        self.cell_flow, self.cell_url, self.cell_host, self.cell_code, self.cell_agent = c[
-            :5
-        ].astype(np.int64)
-        self.cell_p, self.cell_fixed = c[5], c[6].astype(bool)
-        self._compile_sample(sample)
+        self._url_ids: dict[str, int] = {}
+        self._compile_sample([i for i, f in enumerate(flows) if f.template])
+        self.base = self._compile_variant(Layout(), None)
+        self._variants = {
+            layout: self._compile_variant(layout, self.base)
+            for layout in dict.fromkeys(self.plan.layouts.values())
+        }
         for c_str in ERROR_BODY:
             t.code(c_str)
         if len(t.codes) > 31 or len(t.agents) > 63 or len(app.hosts) > 255:
             raise ValueError("too many codes, agents or nodes for the key packing")
         self.code_ok = np.array([c_str == "" or c_str.startswith("2") for c_str in t.codes])
         self.code_body = np.array([ERROR_BODY.get(c_str, 40) for c_str in t.codes], dtype=float)
+
+    def _compile_variant(self, layout: Layout, base: Variant | None) -> Variant:
+        """Cells and sampled-flow tables of one layout; only the flows it changes are redone."""
+        flows = self.app.flows
+        pods = dict(layout.pods)
+        down = {i for key in layout.outages for i in self.app.inbound(key)}
+        moved = {i for i, f in enumerate(flows) if f.dst in pods}
+        changed = set(range(len(flows))) if base is None else down | moved
+
+        def view(i: int) -> tuple[Flow, list[int] | None]:
+            f = flows[i]
+            if i in down:
+                f = replace(f, codes=UNAVAILABLE)
+            if f.dst not in pods:
+                return f, None
+            where = pods[f.dst]
+            if f.pod_urls:
+                f = replace(f, pod_urls=tuple((f"{ip}:{f.dest_port}", h) for h, ip in where))
+            return f, sorted({h for h, _ in where})
+
+        cells: list[tuple[int, int, int, int, int, float, bool]] = []
+        for i in sorted(changed):
+            if not flows[i].template:
+                cells += self._cells(i, *view(i))
+        c = np.array(cells, dtype=np.float64).reshape(-1, 7).T
+        cols = [*c[:5].astype(np.int64), c[5], c[6].astype(bool)]
+        if base is not None:
+            keep = ~np.isin(base.cell_flow, sorted(changed))
+            old = (base.cell_flow, base.cell_url, base.cell_host, base.cell_code, base.cell_agent)
+            old += (base.cell_p, base.cell_fixed)
+            cols = [np.concatenate([o[keep], n]) for o, n in zip(old, cols, strict=True)]
+        sampled = [view(i) if i in changed else (flows[i], None) for i in self.s_flow.tolist()]
+        s_hosts, s_nhosts = _padded([h or self.app.dest_hosts(f.dst) for f, h in sampled])
+        width = max(len(f.codes) for f, _ in sampled)
+        s_codes = np.zeros((len(sampled), width), dtype=np.int64)
+        s_cum = np.ones((len(sampled), width))
+        for j, (f, _) in enumerate(sampled):
+            probs = [p for _, p in f.codes]
+            s_codes[j, : len(probs)] = [self.tables.code(code) for code, _ in f.codes]
+            s_cum[j, : len(probs)] = np.cumsum(probs) / sum(probs)
+        return Variant(*cols, s_hosts, s_nhosts, s_codes, s_cum)
 
     def _static(self, f: Flow) -> tuple[Any, ...]:
         src, dst, s = self.app.workloads[f.src], self.app.workloads[f.dst], f.service
@@ -233,17 +299,25 @@ class Synth:
         return [(0, 1.0 - HEADER_INFO_SHARE)] + [(self.tables.agent(a), share) for a in agents]
 
     def _url_id(self, url: str) -> int:
-        self.urls.append(url)
-        return len(self.urls) - 1
+        uid = self._url_ids.get(url)
+        if uid is None:
+            uid = self._url_ids[url] = len(self.urls)
+            self.urls.append(url)
+        return uid
 
-    def _cells(self, i: int, f: Flow) -> list[tuple[int, int, int, int, int, float, bool]]:
-        """Every (url, node, code, agent) combination of a fixed-path flow with its share."""
+    def _cells(
+        self, i: int, f: Flow, hosts: list[int] | None = None
+    ) -> list[tuple[int, int, int, int, int, float, bool]]:
+        """Every (url, node, code, agent) combination of a fixed-path flow with its share.
+
+        ``hosts``: the destination's nodes when the layout moved its pods.
+        """
         t = self.tables
         if f.pod_urls:
             path = f.paths[0][0]
             url_hosts = [(self._url_id(calico_url(a, path)), h, 1.0) for a, h in f.pod_urls]
         else:
-            hosts = self.app.dest_hosts(f.dst)
+            hosts = hosts or self.app.dest_hosts(f.dst)
             total = sum(w for _, w in f.paths)
             url_hosts = []
             for path, w in f.paths:
@@ -258,8 +332,9 @@ class Synth:
         ]
 
     def _compile_sample(self, sample: list[int]) -> None:
-        """Arrays for flows whose path carries an id drawn per request."""
-        flows, t = self.app.flows, self.tables
+        """Arrays for flows whose path carries an id drawn per request (nodes and codes are
+        per layout: :meth:`_compile_variant`)."""
+        flows = self.app.flows
         if len(sample) > 63:
             raise ValueError("too many id-carrying flows for the key packing")
         self.s_flow = np.array(sample, dtype=np.int64)
@@ -269,17 +344,14 @@ class Synth:
             before, after = flows[i].template.split("{}")
             self.s_prefix.append(flows[i].authority + before)
             self.s_suffix.append(after)
-        self.s_hosts, self.s_nhosts = _padded([self.app.dest_hosts(flows[i].dst) for i in sample])
-        width = max(len(flows[i].codes) for i in sample)
-        self.s_codes = np.zeros((len(sample), width), dtype=np.int64)
-        self.s_cum = np.ones((len(sample), width))
-        for j, i in enumerate(sample):
-            probs = [p for _, p in flows[i].codes]
-            self.s_codes[j, : len(probs)] = [t.code(c) for c, _ in flows[i].codes]
-            self.s_cum[j, : len(probs)] = np.cumsum(probs) / sum(probs)
         self.s_agents, self.s_nagents = _padded(
             [[a for a, _ in self._agent_options(flows[i])[1:]] for i in sample]
         )
+
+    def variant(self, k: int) -> Variant:
+        """The cells of window ``k``'s pod layout."""
+        layout = self.plan.layouts.get(k)
+        return self.base if layout is None else self._variants[layout]
 
     # ------------------------------------------------------------------ one window
     def _flow_lambda(
@@ -287,12 +359,20 @@ class Synth:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Expected requests per flow in window ``k`` and the bytes_in multiplier per flow.
 
-        ``peak`` replaces the time of day by a weekday's peak (used to size the node limit).
+        ``peak`` replaces the time of day by a weekday's peak (used to size the node limit)
+        and leaves out every confounder. Otherwise user-driven flows follow the diurnal and
+        weekly curves, bursts and cluster-wide surges or drops, and each flow its own
+        multiplier (an HPA's load, a canary's share, 0 for a flow that does not exist yet).
         """
         mid = self.start + k * WINDOW + WINDOW // 2
         noise = float(rng.lognormal(0.0, 0.08))
-        user = 1.0 if peak else float(diurnal(mid)) * noise * self.plan.busy.get(k, 1.0)
-        lam = self.flow_rate * self.flow_scaled * np.where(self.flow_user, user, 1.0)
+        if peak:
+            user, mult = 1.0, self.flow_base
+        else:
+            plan = self.plan
+            user = float(diurnal(mid)) * noise * plan.busy.get(k, 1.0) * plan.cluster.get(k, 1.0)
+            mult = plan.flow_mult(k, len(self.flow_rate))
+        lam = self.flow_rate * self.flow_scaled * np.where(self.flow_user, user, 1.0) * mult
         bin_mult = np.ones(len(lam))
         for flow, mult, bmult in self.plan.boosts.get(k, ()):
             lam[flow] *= mult
@@ -301,26 +381,27 @@ class Synth:
 
     def _baseline(self, k: int, rng: np.random.Generator, peak: bool = False) -> dict[str, Any]:
         """Documents of the baseline flows in window ``k``, as parallel arrays."""
+        v = self.base if peak else self.variant(k)
         lam, bin_mult = self._flow_lambda(k, rng, peak)
-        lam_c = lam[self.cell_flow] * self.cell_p
-        cnt = np.where(self.cell_fixed, np.rint(lam_c), rng.poisson(lam_c)).astype(np.int64)
+        lam_c = lam[v.cell_flow] * v.cell_p
+        cnt = np.where(v.cell_fixed, np.rint(lam_c), rng.poisson(lam_c)).astype(np.int64)
         nz = np.flatnonzero(cnt)
         cols = {
-            "flow": self.cell_flow[nz],
-            "host": self.cell_host[nz],
-            "code": self.cell_code[nz],
-            "agent": self.cell_agent[nz],
+            "flow": v.cell_flow[nz],
+            "host": v.cell_host[nz],
+            "code": v.cell_code[nz],
+            "agent": v.cell_agent[nz],
             "count": cnt[nz],
         }
-        urls = [self.urls[u] for u in self.cell_url[nz].tolist()]
-        s_cols, s_urls = self._sampled(k, lam, rng)
+        urls = [self.urls[u] for u in v.cell_url[nz].tolist()]
+        s_cols, s_urls = self._sampled(k, lam, rng, v)
         for name, arr in s_cols.items():
             cols[name] = np.concatenate([cols[name], arr])
         cols["urls"] = urls + s_urls
         return self._with_stats(cols, bin_mult, rng)
 
     def _sampled(
-        self, k: int, lam: np.ndarray, rng: np.random.Generator
+        self, k: int, lam: np.ndarray, rng: np.random.Generator, v: Variant
     ) -> tuple[dict[str, np.ndarray], list[str]]:
         """Per-request draws for id-carrying flows, aggregated into unique keys."""
         n = rng.poisson(lam[self.s_flow])
@@ -331,9 +412,9 @@ class Synth:
         idx = base[flows] + sign[flows] * np.floor(size[flows] * u[0] ** skew[flows]).astype(
             np.int64
         )
-        code_local = (u[1][:, None] > self.s_cum[flows]).sum(axis=1)
-        code = self.s_codes[flows, np.minimum(code_local, self.s_codes.shape[1] - 1)]
-        host = self.s_hosts[flows, (u[2] * self.s_nhosts[flows]).astype(np.int64)]
+        code_local = (u[1][:, None] > v.s_cum[flows]).sum(axis=1)
+        code = v.s_codes[flows, np.minimum(code_local, v.s_codes.shape[1] - 1)]
+        host = v.s_hosts[flows, (u[2] * v.s_nhosts[flows]).astype(np.int64)]
         with_ua = u[3] < HEADER_INFO_SHARE
         pick = (u[3] / HEADER_INFO_SHARE * self.s_nagents[flows]).astype(np.int64)
         agent = np.where(
