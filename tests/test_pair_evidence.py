@@ -126,3 +126,11 @@ def test_shift_alerts_are_off_by_default_and_one_per_window_when_on():
     assert alert.severity == 20 and alert.name == "Traffic shift"
     assert len(alert.record["shifts"]) == 2
     assert alert.record["caller"] is None
+
+
+def test_every_feature_has_its_scale_documented():
+    from l7analytics.detectors import pair_features
+
+    assert set(pair_features.SCALE) == set(pair_features.FEATURES)
+    for feature in pair_features.FEATURES:
+        assert f"``{feature}``" in pair_features.__doc__

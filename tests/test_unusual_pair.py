@@ -145,6 +145,7 @@ def test_volume_spike_on_a_known_pair_fires_with_its_baseline(trained, tmp_path)
     assert "volume" in alerts[0].record["verdicts"]
     assert "expected from the caller" in alerts[0].description
     assert any(c["quantity"] == "caller_share" for c in route["contributions"])
+    assert all(c["scale"] for c in route["contributions"])
 
 
 def test_rollout_and_new_ids_are_not_new_pairs(trained, tmp_path):

@@ -60,6 +60,17 @@ QUANTITY = {
     "other_callers": "other_callers",
     "route_age": "route_age_hours",
 }
+#: Each feature's scale, written into every contribution an alert explains itself with.
+SCALE = {
+    "caller_share_vs_baseline": "ln(share of the caller's requests / usual share); 0.69 = twice",
+    "dest_share_vs_baseline": "ln(share of the destination's requests / usual share)",
+    "cluster_share_vs_baseline": "ln(share of the cluster's requests / usual share)",
+    "client_errors_vs_baseline": "4xx share minus the smoothed usual share; 0.25 = 25 points",
+    "bytes_out_vs_baseline": "ln(response bytes per request / usual)",
+    "bytes_in_vs_baseline": "ln(request bytes per request / usual)",
+    "other_callers": "ln(1 + other callers of the route)",
+    "route_age": "ln(1 + hours since the pair was first seen), capped",
+}
 #: Quantities with a per-pair baseline (medians over training windows).
 BASELINED = (
     "requests",
@@ -268,8 +279,8 @@ def client_error_evidence(
 
 
 def contributions(z: pd.Series, observed: pd.Series, top: int) -> list[dict[str, Any]]:
-    """The features furthest from the training centre (robust z), with the quantity observed
-    and its baseline in natural units."""
+    """The features furthest from the training centre (robust z: spreads of the training
+    rows), each with its scale, the quantity observed and its baseline in natural units."""
     out = []
     for name in z.abs().sort_values(ascending=False, kind="stable").index[:top]:
         quantity = QUANTITY[name]
@@ -277,6 +288,7 @@ def contributions(z: pd.Series, observed: pd.Series, top: int) -> list[dict[str,
         out.append(
             {
                 "feature": name,
+                "scale": SCALE[name],
                 "quantity": quantity,
                 "z": round(float(z[name]), 2),
                 "observed": _round(observed[quantity]),

@@ -67,6 +67,7 @@ def find_shifts(
     data = frame.loc[known, ["bucket", "dest", "src_namespace"]].copy()
     data["pair"] = frame.loc[known, "src_workload"].astype(str) + "|" + data["dest"].astype(str)
     data["caller"] = frame.loc[known, "src_workload"]
+    moves = moves.loc[data.index]
     inside = pd.Series(False, index=frame.index)
     shifts: list[dict[str, Any]] = []
     scopes = (
@@ -75,36 +76,40 @@ def find_shifts(
         ("namespace", ["src_namespace"], rule.share, rule.min_pairs, "pair"),
     )
     for scope, keys, share, minimum, counted in scopes:
-        for key, group in data.groupby(["bucket", *keys], sort=True, dropna=False):
-            members = group[counted].nunique()
-            if members < minimum:
-                continue
-            for quantity in moves.columns:
-                limit = (
-                    MOVE_ERROR_SHARE if quantity == "client_error_share" else np.log(MOVE_FACTOR)
-                )
-                move = moves.loc[group.index, quantity]
-                for sign in (1.0, -1.0):
-                    movers = group.index[sign * move >= limit]
-                    count = group.loc[movers, counted].nunique()
-                    if count < max(minimum, share * members):
-                        continue
-                    typical = float((sign * move[movers]).median())
-                    along = movers[sign * move[movers] <= 2 * typical]
-                    inside.loc[along] = True
-                    bucket, *rest = key if isinstance(key, tuple) else (key,)
+        group = data.groupby(["bucket", *keys], sort=True, dropna=False).ngroup()
+        members = data[counted].groupby(group).nunique()
+        needed = np.maximum(minimum, share * members)
+        for quantity in moves.columns:
+            limit = MOVE_ERROR_SHARE if quantity == "client_error_share" else np.log(MOVE_FACTOR)
+            for sign in (1.0, -1.0):
+                move = sign * moves[quantity]
+                mover = move >= limit
+                if not mover.any():
+                    continue
+                count = data.loc[mover, counted].groupby(group[mover]).nunique()
+                count = count.reindex(members.index, fill_value=0)
+                shifted = count.index[(members >= minimum) & (count >= needed)]
+                if shifted.empty:
+                    continue
+                typical = move[mover].groupby(group[mover]).median()
+                along = mover & group.isin(shifted)
+                along &= move <= 2 * group.map(typical)
+                inside.loc[along.index[along]] = True
+                for gid in shifted:
+                    first = data.index[group == gid][0]
                     shifts.append(
                         {
                             "scope": scope,
-                            "key": str(rest[0]) if rest else "cluster",
-                            "bucket": iso(pd.Timestamp(bucket).to_pydatetime()),
+                            "key": str(data.at[first, keys[0]]) if keys else "cluster",
+                            "bucket": iso(pd.Timestamp(data.at[first, "bucket"]).to_pydatetime()),
                             "quantity": quantity,
                             "direction": "up" if sign > 0 else "down",
-                            "members": int(members),
-                            "moved": int(count),
-                            "typical_change": _typical(quantity, sign * typical),
+                            "members": int(members[gid]),
+                            "moved": int(count[gid]),
+                            "typical_change": _typical(quantity, sign * float(typical[gid])),
                         }
                     )
+    shifts.sort(key=lambda s: (s["bucket"], s["scope"], s["key"], s["quantity"], s["direction"]))
     return inside, shifts
 
 

@@ -59,11 +59,13 @@ def test_run_reads_elasticsearch_and_publishes_alerts_idempotently(es_env, tmp_p
     first = client.count(index="l7-anomaly-alerts")["count"]
     events = client.count(index="tigera_secure_ee_events.cluster.")["count"]
     assert first > 0 and events == first
-    origins = {
-        h["_source"]["origin"]
-        for h in client.search(index="l7-anomaly-alerts", size=100)["hits"]["hits"]
-    }
-    assert {"l7.restricted_url", "l7.url_scan"} <= origins
+    hits = client.search(index="l7-anomaly-alerts", size=100)["hits"]["hits"]
+    detectors = {d for h in hits for d in h["_source"]["record"]["incident"]["detectors"]}
+    assert {"l7.restricted_url", "l7.url_scan"} <= detectors  # one incident, both verdicts
+    incidents = client.search(
+        index="l7-anomaly-alerts", query={"term": {"record.incident.detectors": "l7.url_scan"}}
+    )["hits"]["hits"]
+    assert incidents  # the template maps the incident for filtering
 
     assert main(args) == 0  # the same window again
     client.indices.refresh(index="l7-anomaly-alerts")
