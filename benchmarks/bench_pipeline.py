@@ -45,6 +45,7 @@ after each size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import math
@@ -363,6 +364,19 @@ class Row:
     def rss(self) -> float:
         return float(self.figures.get("peak_rss_mb", 0.0))
 
+    def as_json(self) -> dict[str, Any]:
+        """The machine-readable figures of the stage (``--json``)."""
+        seconds = float(self.figures.get("seconds") or 0.0)
+        return {
+            "stage": self.stage,
+            "size": self.size,
+            "records": int(self.figures.get("items", 0)),
+            "seconds": round(seconds, 3),
+            "rate": round(self.rate, 1),
+            "peak_rss_mb": round(self.rss, 1),
+            "cached": self.cached,
+        }
+
     def target(self) -> tuple[str, str]:
         """(target, verdict) for the stages that have one."""
         if self.stage == "ingest":
@@ -442,7 +456,12 @@ def run_stage(stage: str, case: Case, profile: bool) -> dict[str, Any]:
         command += ["--profile", stage]
     print(f"  {stage} ...", flush=True)
     with OthersMeter() as others:
-        subprocess.run(command, check=True)
+        # The child prints only a profile; it goes where this process prints (stderr with --json).
+        subprocess.run(
+            command,
+            check=True,
+            stdout=sys.stdout.fileno() if hasattr(sys.stdout, "fileno") else None,
+        )
     figures = json.loads(result_path.read_text())
     result_path.unlink()
     if others.share is not None:
@@ -635,6 +654,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run this stage under cProfile and print the top 25 functions by cumulative time",
     )
     # Internal: a child process running one stage.
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per stage (keys stage, size, records, seconds, rate, "
+        "peak_rss_mb) instead of the table; progress goes to stderr",
+    )
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -658,13 +683,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage:
         run_stage_here(args.stage, cases[0], args.result, args.profile == args.stage)
         return 0
-    print(
-        f"l7analytics benchmark in {args.workdir}; sizes: {', '.join(map(size_label, args.sizes))}"
-    )
     rows: list[Row] = []
-    for case in cases:
-        rows.extend(bench_size(case, args.profile, args.keep))
-    print_table(rows, cases[0])
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        sizes = ", ".join(map(size_label, args.sizes))
+        print(f"l7analytics benchmark in {args.workdir}; sizes: {sizes}")
+        for case in cases:
+            rows.extend(bench_size(case, args.profile, args.keep))
+        if not args.json:
+            print_table(rows, cases[0])
+    if args.json:
+        for row in rows:
+            print(json.dumps(row.as_json()))
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -103,34 +104,42 @@ class UrlScanDetector(Detector):
         if summary.num_rows == 0:
             return []
         frame = ordered_frame(summary, self.keys)
+        metrics = self._metrics(frame)
         alerts = []
-        for (bucket_start, caller), group in frame.groupby(["bucket", "src_workload"], sort=True):
-            metrics = self._metrics(group)
-            if self._fires(metrics):
-                alerts.append(self._alert(bucket_start, caller, group, metrics, context))
+        groups = frame.groupby(["bucket", "src_workload"], sort=True)
+        for (bucket_start, caller), m in metrics.to_dict(orient="index").items():  # native types
+            if self._fires(m):
+                group = groups.get_group((bucket_start, caller))
+                alerts.append(self._alert(bucket_start, caller, group, m, context))
         return alerts
 
-    def _metrics(self, group: pd.DataFrame) -> dict[str, float]:
-        routes = group.groupby(["dest", "path_template"], dropna=False)[
+    def _metrics(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Per (bucket, caller), all at once: requests, errors, routes (destination and path
+        template) and those that only failed, distinct failing paths, destinations, requests
+        with a scanner's user agent."""
+        caller = ["bucket", "src_workload"]
+        routes = frame.groupby([*caller, "dest", "path_template"], dropna=False, sort=False)[
             ["requests", "error_requests"]
         ].sum()
-        error_only = int(
-            ((routes["error_requests"] == routes["requests"]) & (routes["requests"] > 0)).sum()
+        routes = routes[routes.index.get_level_values("src_workload").notna()]
+        error_only = (routes["error_requests"] == routes["requests"]) & (routes["requests"] > 0)
+        by_caller = frame.groupby(caller, sort=True)
+        m = by_caller[["requests", "error_requests"]].sum()
+        per_route = routes.groupby(level=caller)
+        m["templates"] = per_route.size()
+        m["error_only_templates"] = error_only.groupby(level=caller).sum()
+        m["distinct_error_paths"] = by_caller["error_path"].nunique()
+        m["destinations"] = by_caller["dest"].nunique()
+        scanner = frame["requests"].where(frame["scanner_agent"].notna(), 0)
+        m["scanner_requests"] = scanner.groupby([frame[c] for c in caller]).sum()
+        m = m.fillna(0)
+        for column in m.columns:
+            m[column] = m[column].astype(int)
+        m["error_share"] = (m["error_requests"] / m["requests"].where(m["requests"] > 0)).fillna(0)
+        m["error_only_template_share"] = m["error_only_templates"] / np.maximum(
+            m["templates"], self.config.min_templates
         )
-        requests = int(group["requests"].sum())
-        error_requests = int(group["error_requests"].sum())
-        scanner = group.loc[group["scanner_agent"].notna(), "requests"].sum()
-        return {
-            "requests": requests,
-            "error_requests": error_requests,
-            "error_share": error_requests / requests if requests else 0.0,
-            "templates": len(routes),
-            "error_only_templates": error_only,
-            "error_only_template_share": error_only / max(len(routes), self.config.min_templates),
-            "distinct_error_paths": int(group["error_path"].nunique(dropna=True)),
-            "destinations": int(group["dest"].nunique(dropna=True)),
-            "scanner_requests": int(scanner),
-        }
+        return m
 
     def _fires(self, m: dict[str, float]) -> bool:
         c = self.config
