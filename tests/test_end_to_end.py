@@ -55,6 +55,11 @@ def run(request, tmp_path_factory):
             f"{d}: recall {m['recall']:.2f} precision {m['precision']:.2f} ({m['alerts']} alerts)"
             for d, m in report["detectors"].items()
         )
+        + "; by kind: "
+        + ", ".join(
+            f"{kind} recall {k['recall']:.2f}, {k['alerts_per_incident']:.2f} alerts per incident"
+            for kind, k in report["by_kind"].items()
+        )
     )
     return {"work": work, "logs": logs, "lake": lake, "settings": settings, "store": store,
             "extracted": extracted, "result": result, "report": report}  # fmt: skip
