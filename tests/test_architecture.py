@@ -37,7 +37,8 @@ OUTER_AND_IO = (
 #: Adapters that only the composition root builds (their modules are imported nowhere else
 #: outside ``adapters/``).
 BUILT_BY_COMPOSITION = (
-    "l7analytics.adapters.lake", "l7analytics.adapters.model_store",
+    "l7analytics.adapters.lake", "l7analytics.adapters.delta_lake",
+    "l7analytics.adapters.model_store",
     "l7analytics.adapters.ndjson_source", "l7analytics.adapters.elasticsearch.source",
     "l7analytics.adapters.elasticsearch.sinks",
 )  # fmt: skip

@@ -18,6 +18,7 @@ import pyarrow.fs as pafs
 import sklearn
 
 from l7analytics import __version__
+from l7analytics.adapters.delta_lake import DeltaLake
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.core.errors import ModelError
 from l7analytics.core.windows import Window, parse_time
@@ -26,7 +27,7 @@ from l7analytics.core.windows import Window, parse_time
 class LakeModelStore:
     """A :class:`~l7analytics.jobs.ports.ModelStore` on the lake's filesystem."""
 
-    def __init__(self, lake: ParquetLake) -> None:
+    def __init__(self, lake: ParquetLake | DeltaLake) -> None:
         self.lake = lake
 
     def _dir(self, detector_id: str, version: str | None = None) -> str:
@@ -36,7 +37,10 @@ class LakeModelStore:
     def save(self, detector_id: str, version: str, model: object, metadata: dict) -> str:
         fs = self.lake.fs
         final = self._dir(detector_id, version)
-        staging = self.lake.path("_staging", f"model-{detector_id}-{version}")
+        # Where a directory rename is atomic, stage and move; on object storage write in
+        # place, metadata.json last: a version without it is not listed.
+        atomic = getattr(self.lake, "atomic_rename", True)
+        staging = self.lake.path("_staging", f"model-{detector_id}-{version}") if atomic else final
         fs.create_dir(staging, recursive=True)
         buffer = io.BytesIO()
         joblib.dump(model, buffer, compress=3)
@@ -52,6 +56,8 @@ class LakeModelStore:
         }
         with fs.open_output_stream(f"{staging}/metadata.json") as out:
             out.write(json.dumps(meta, indent=2, sort_keys=True, default=str).encode())
+        if not atomic:
+            return final
         fs.create_dir(self._dir(detector_id), recursive=True)
         if fs.get_file_info(final).type == pafs.FileType.Directory:
             fs.delete_dir(final)

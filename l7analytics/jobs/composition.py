@@ -55,14 +55,19 @@ def open_lake(
     flag: str = "lake",
 ) -> ParquetLake:
     """The lake at ``root``, checked: a local one that must hold data exists (``existing``),
-    one that is written can be written (``writes``); a URI's scheme is one pyarrow.fs knows.
+    one that is written can be written (``writes``). Object storage (``s3://``, ``gs://``,
+    ``az://``) holds Delta tables (:mod:`l7analytics.adapters.delta_lake`); another URI must
+    be one pyarrow.fs knows.
     ``flag`` names the setting in the one-line error (``--lake`` on the command line)."""
+    from l7analytics.adapters.delta_lake import DeltaLake, is_object_store
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.adapters.paths import check_writable_dir
 
     root = os.fspath(root)
     if not root.strip():
         raise ConfigError(f"{flag}: give a directory or a URI")
+    if is_object_store(root):  # no rename there: Delta tables, one atomic commit a write
+        return DeltaLake(root)
     if "://" in root:
         try:
             return ParquetLake(root)
