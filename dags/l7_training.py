@@ -3,7 +3,9 @@
 Each run trains on ``[data_interval_end - training_days, data_interval_end)`` and saves a new
 model version under ``<lake>/models/l7.unusual_pair/``; the detection DAG scores every window
 with the newest model trained on data that ended before it (so a backfill of last week uses
-last week's model). The schedule is ``$L7_TRAINING_CRON`` (default daily at 00:30 UTC).
+last week's model). Then ``maintain`` compacts the lake and deletes versions older than
+``lake_retention_hours`` (object storage; a local lake has nothing to do). The schedule is
+``$L7_TRAINING_CRON`` (default daily at 00:30 UTC).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MODEL = Asset(name="l7analytics_model", uri="l7analytics://models/l7.unusual_pai
         "config_path": Param(os.environ.get("L7_CONFIG", ""), type="string"),
         "lake": Param(os.environ.get("L7_LAKE", "/opt/airflow/l7lake"), type="string"),
         "training_days": Param(7, type="integer", minimum=1, maximum=60),
+        "lake_retention_hours": Param(168, type="integer", minimum=1),
     },
     tags=["l7analytics", "calico", "security"],
     doc_md=__doc__,
@@ -54,7 +57,18 @@ def l7_training():
             )
         )
 
-    train()
+    @task(inlets=[LAKE])
+    def maintain(trained: dict, params=None) -> dict:
+        from l7analytics.adapters.airflow import fail_fast
+        from l7analytics.jobs.tasks import maintain_lake
+
+        return fail_fast(
+            lambda: maintain_lake(
+                lake=params["lake"], retention_hours=params["lake_retention_hours"]
+            )
+        )
+
+    maintain(train())
 
 
 l7_training()

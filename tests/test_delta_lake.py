@@ -127,3 +127,75 @@ def test_no_secret_in_the_options_it_prints():
     options = storage_options("s3://lake/x", {"AWS_SECRET_ACCESS_KEY": "s3cr3t"})
     assert repr(DeltaLake("s3://lake/x", options)) == "DeltaLake('s3://lake/x')"
     assert str(DeltaLake("s3://lake/x", options)) == "s3://lake/x"
+
+
+def test_a_writer_killed_at_any_moment_leaves_the_old_or_the_new_rows(logs, s3, tmp_path):
+    """SIGKILL at several moments of a write that replaces every hour with half the data:
+    readers see the whole old version or the whole new one; the re-run completes it."""
+    import signal
+    import time
+
+    lake_uri, window = "s3://lake/l7k", ["--start", "2026-11-01", "--end", "2026-11-04T01:00:00Z"]
+    half = tmp_path / "half.ndjson"
+    with logs.open() as full, half.open("w") as out:
+        out.writelines(line for i, line in enumerate(full) if i % 2)
+
+    def extract(path, **popen):
+        command = [
+            sys.executable,
+            "-m",
+            "l7analytics.ui.cli",
+            "extract",
+            "--input",
+            str(path),
+            "--lake",
+            lake_uri,
+            *window,
+            "--quarantine",
+            str(tmp_path / "q.ndjson"),
+        ]
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, **popen)  # fmt: skip
+
+    lake = composition.open_lake(lake_uri)
+    assert extract(half).wait(timeout=300) == 0
+    new = contents(lake)
+    assert extract(logs).wait(timeout=300) == 0
+    old = contents(lake)
+    assert new != old
+    outcomes = []
+    for delay in (1.0, 2.5, 4.0, 6.0):
+        process = extract(half)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        now = contents(lake)
+        assert now in (old, new), delay  # never a mix of the two, never a loss
+        outcomes.append("new" if now == new else "old")
+        assert extract(logs).wait(timeout=300) == 0  # the re-run completes (back to old)
+        assert contents(lake) == old
+        assert lake.missing_hours(DAYS[1]) == []
+    print(f"outcomes of the kills: {outcomes}")
+
+
+def test_a_local_lake_migrates_and_maintenance_keeps_the_rows(both, capsys):
+    local = composition.open_lake(both["local_lake"])
+    assert main(["lake", "migrate", "--from", both["local_lake"], "--lake", "s3://lake/l7m"]) == 0
+    migrated = composition.open_lake("s3://lake/l7m")
+    assert contents(migrated) == contents(local)
+    assert migrated.summaries(DAYS[1], "pairs")  # history reads work on the migrated lake
+    assert len(migrated.manifests(DAYS[1])) == 24
+    version = migrated._table("l7").version()
+    assert main(["lake", "migrate", "--from", both["local_lake"], "--lake", "s3://lake/l7m"]) == 0
+    assert contents(migrated) == contents(local)
+    assert main(["lake", "maintain", "--lake", "s3://lake/l7m", "--retention", "1h"]) == 0
+    assert migrated._table("l7").version() > version
+    assert contents(migrated) == contents(local)
+    assert "old files deleted" in capsys.readouterr().out
+
+
+def test_lake_commands_refuse_what_they_cannot_do(both, tmp_path, capsys):
+    assert main(["lake", "maintain", "--lake", "s3://lake/l7m", "--retention", "5m"]) == 2
+    assert "at least 1h" in capsys.readouterr().err
+    assert main(["lake", "migrate", "--from", "s3://lake/l7m", "--lake", "s3://lake/x"]) == 2
+    assert main(["lake", "maintain", "--lake", both["local_lake"]]) == 0
+    assert "nothing to compact" in capsys.readouterr().out

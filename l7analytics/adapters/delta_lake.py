@@ -35,7 +35,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -52,6 +52,7 @@ from l7analytics.core.windows import Window, floor_time
 SCHEMES = ("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://", "abfss://", "adl://")
 MANIFESTS = "manifests"
 PARTITIONS = ["date", "hour"]
+DAY = timedelta(days=1)
 #: Commit attempts when another writer's commit conflicts with ours.
 COMMIT_ATTEMPTS = 5
 
@@ -173,6 +174,89 @@ class DeltaLake:
                     f"lake {self.uri}: cannot write {name}: {_first_line(exc)}"
                 ) from None
 
+    # -- publishing: one commit per table, manifests last --------------------------------
+    def publish(
+        self,
+        source: ParquetLake,
+        hours: list[datetime],
+        summary_names: Iterable[str],
+        manifests: list[dict[str, Any]],
+    ) -> None:
+        """Replace ``hours`` of every table with what the local lake ``source`` holds for
+        them (a writer's staging, or a lake being migrated), the manifests last."""
+        if not hours:
+            return
+        span = Window(min(hours), max(hours) + HOUR)
+        self._publish(source, RECORDS, L7_SCHEMA, span, hours)
+        self._publish(source, UNLOGGED, UNLOGGED_SCHEMA, span, hours)
+        for name in summary_names:
+            self._publish_summaries(source, name, hours)
+        self._publish_manifests(manifests, hours)
+
+    def _publish(
+        self, source: ParquetLake, name: str, schema: pa.Schema, span: Window, hours: list
+    ) -> None:
+        """Stream the hours of ``name`` into its table (bounded memory)."""
+        target = _empty(schema).schema
+
+        def data() -> pa.RecordBatchReader:
+            batches = (
+                _with_partitions(pa.Table.from_batches([b])).to_batches()[0]
+                for b in source.read(span, dataset=name)
+            )
+            return pa.RecordBatchReader.from_batches(target, batches)
+
+        self._replace(name, data, hours)
+
+    def _publish_summaries(self, source: ParquetLake, name: str, hours: list) -> None:
+        parts = []
+        for hour in hours:
+            for table in source.summaries(Window(hour, hour + HOUR), name):
+                date, hh = partition_of(hour)
+                n = table.num_rows
+                parts.append(
+                    table.append_column("date", pa.array([date] * n, pa.string())).append_column(
+                        "hour", pa.array([int(hh)] * n, pa.int32())
+                    )
+                )
+        if parts:
+            table = pa.concat_tables(parts)
+            self._replace(f"summaries/{name}", lambda: table, hours)
+        elif (stale := self._table(f"summaries/{name}")) is not None:
+            stale.delete(_predicate(hours))  # the hours hold nothing now
+
+    def _publish_manifests(self, manifests: list[dict[str, Any]], hours: list) -> None:
+        rows = []
+        for manifest in manifests:  # the records' partitions ("date=.../hour=...")
+            hour = _hour_of(manifest)
+            rows.append(
+                {"dataset": RECORDS, "date": partition_of(hour)[0], "hour": hour.hour,
+                 "manifest": json.dumps(manifest, sort_keys=True, default=str)}
+            )  # fmt: skip
+        schema = pa.schema(
+            [("dataset", pa.string()), ("manifest", pa.string()), ("date", pa.string()),
+             ("hour", pa.int32())]
+        )  # fmt: skip
+        table = pa.Table.from_pylist(rows, schema=schema)
+        self._replace(MANIFESTS, lambda: table, hours)
+
+    def migrate_from(self, source: ParquetLake, summary_names: Iterable[str]) -> list[Window]:
+        """Copy a local (Hive-partitioned) lake into these tables, a day per commit; hours
+        already here are replaced, so running it again changes nothing."""
+        extent = source.extent()
+        if extent is None:
+            return []
+        names, days = list(summary_names), []
+        day = floor_time(extent.start, DAY)
+        while day < extent.end:
+            window = Window(day, day + DAY)
+            manifests = source.manifests(window)
+            hours = sorted({_hour_of(m) for m in manifests})
+            self.publish(source, hours, names, manifests)
+            days.append(window)
+            day += DAY
+        return days
+
     # -- the Lake port ------------------------------------------------------------------
     def writer(
         self,
@@ -283,8 +367,12 @@ class DeltaLake:
             table = self._table(name)
             if table is None:
                 continue
-            compacted = table.optimize.compact()
+            metrics = table.optimize.compact()
             removed = table.vacuum(retention_hours, dry_run=False, enforce_retention_duration=False)
+            compacted = (
+                f"{metrics.get('numFilesRemoved', 0)} files compacted into "
+                f"{metrics.get('numFilesAdded', 0)}"
+            )
             done[name] = {"compacted": compacted, "vacuumed_files": len(removed)}
         return done
 
@@ -342,71 +430,19 @@ class DeltaLakeWriter:
 
     def commit(self, extra: dict | None = None) -> list[dict[str, Any]]:
         manifests = self._writer.commit(extra)
-        hours = self._hours(manifests)
-        if hours:
-            span = Window(min(hours), max(hours) + HOUR)
-            self._publish(RECORDS, L7_SCHEMA, span, hours)
-            self._publish(UNLOGGED, UNLOGGED_SCHEMA, span, hours)
-            for name in self.summary_specs:
-                self._publish_summaries(name, span, hours)
-            self._publish_manifests(manifests, hours)
+        hours = set(_hours(self.window)) if self.window is not None else set()
+        hours |= {_hour_of(m) for m in manifests}
+        self.lake.publish(self._stage, sorted(hours), list(self.summary_specs), manifests)
         self.committed = manifests
         return manifests
 
     def abort(self) -> None:
         self._writer.abort()
 
-    def _hours(self, manifests: list[dict[str, Any]]) -> list[datetime]:
-        hours = set(_hours(self.window)) if self.window is not None else set()
-        for manifest in manifests:
-            date, hour = manifest["partition"].split("date=")[1].split("/hour=")
-            hours.add(datetime.fromisoformat(f"{date}T{hour[:2]}:00:00+00:00"))
-        return sorted(hours)
 
-    def _publish(self, name: str, schema: pa.Schema, span: Window, hours: list) -> None:
-        """Stream the staged hours of ``name`` into its table (bounded memory)."""
-        target = _empty(schema).schema
-
-        def data() -> pa.RecordBatchReader:
-            batches = (
-                _with_partitions(pa.Table.from_batches([b])).to_batches()[0]
-                for b in self._stage.read(span, dataset=name)
-            )
-            return pa.RecordBatchReader.from_batches(target, batches)
-
-        self.lake._replace(name, data, hours)
-
-    def _publish_summaries(self, name: str, span: Window, hours: list) -> None:
-        parts = []
-        for hour in hours:
-            for table in self._stage.summaries(Window(hour, hour + HOUR), name):
-                date, hh = partition_of(hour)
-                n = table.num_rows
-                parts.append(
-                    table.append_column("date", pa.array([date] * n, pa.string())).append_column(
-                        "hour", pa.array([int(hh)] * n, pa.int32())
-                    )
-                )
-        if parts:
-            table = pa.concat_tables(parts)
-            self.lake._replace(f"summaries/{name}", lambda: table, hours)
-        elif (stale := self.lake._table(f"summaries/{name}")) is not None:
-            stale.delete(_predicate(hours))  # the hours hold nothing now
-
-    def _publish_manifests(self, manifests: list[dict[str, Any]], hours: list) -> None:
-        rows = []
-        for manifest in manifests:  # the records' partitions ("date=.../hour=...")
-            date, hour = manifest["partition"].split("date=")[1].split("/hour=")
-            rows.append(
-                {"dataset": RECORDS, "date": date, "hour": int(hour[:2]),
-                 "manifest": json.dumps(manifest, sort_keys=True, default=str)}
-            )  # fmt: skip
-        schema = pa.schema(
-            [("dataset", pa.string()), ("manifest", pa.string()), ("date", pa.string()),
-             ("hour", pa.int32())]
-        )  # fmt: skip
-        table = pa.Table.from_pylist(rows, schema=schema)
-        self.lake._replace(MANIFESTS, lambda: table, hours)
+def _hour_of(manifest: Mapping[str, Any]) -> datetime:
+    date, hour = manifest["partition"].split("date=")[1].split("/hour=")
+    return datetime.fromisoformat(f"{date}T{hour[:2]}:00:00+00:00")
 
 
 def _empty(schema: pa.Schema) -> pa.Table:

@@ -126,3 +126,14 @@ def train_model(start: str, end: str, *, config_path: str | None, lake: str) -> 
             for r in results
         ],
     }
+
+
+def maintain_lake(*, lake: str, retention_hours: int) -> dict[str, Any]:
+    """Compact the lake's tables and delete versions older than ``retention_hours`` (object
+    storage); a local lake replaces partitions whole and has nothing to compact."""
+    parquet = composition.open_lake(lake)
+    maintain = getattr(parquet, "maintain", None)
+    if maintain is None:
+        parquet.recover()
+        return {"lake": lake, "maintained": {}}
+    return {"lake": lake, "maintained": maintain(retention_hours)}

@@ -104,6 +104,15 @@ The connection comes from L7_ES_* variables or the settings' elasticsearch.conne
   L7_ES_HOSTS=http://localhost:9200 l7analytics load-es --input logs.ndjson.gz
 """,
     "config": "Print the built-in default settings, with comments (a template for --config).",
+    "lake": """\
+Look after the lake. On object storage (s3://, gs://, az://) the lake is Delta tables:
+`maintain` compacts small files and deletes versions older than --retention (readers of an
+older version need them until then); `migrate` copies a local lake (Hive-partitioned
+Parquet) into one, a day per commit (running it again changes nothing).
+
+  l7analytics lake maintain --lake s3://lake/l7analytics --retention 7d
+  l7analytics lake migrate --from lake/ --lake s3://lake/l7analytics
+""",
 }
 
 
@@ -172,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     _demo_parser(sub)
     _load_es_parser(sub)
     _kibana_setup_parser(sub)
+    _lake_parser(sub)
     _command(sub, "config", "print the built-in default settings")
     return parser
 
@@ -283,6 +293,20 @@ def _load_es_parser(sub: Any) -> None:
         "--cluster", default="cluster", help="Calico cluster name in the index (default cluster)"
     )
     _add_config(p)
+
+
+def _lake_parser(sub: Any) -> None:
+    p = _command(sub, "lake", "maintain the lake, or migrate a local lake to object storage")
+    actions = p.add_subparsers(dest="lake_command", required=True, parser_class=_Parser)
+    maintain = actions.add_parser("maintain", help="compact, and vacuum old versions")
+    _add_lake(maintain, "lake root (object storage: Delta tables)")
+    maintain.add_argument(
+        "--retention", default="7d", help="keep versions this long (default 7d, at least 1h)"
+    )
+    migrate = actions.add_parser("migrate", help="copy a local lake into object storage")
+    migrate.add_argument("--from", dest="source", required=True, metavar="DIR",
+                         help="the local lake (Hive-partitioned Parquet)")  # fmt: skip
+    _add_lake(migrate, "the object-storage lake to fill (s3://, gs://, az://)")
 
 
 def _kibana_setup_parser(sub: Any) -> None:
@@ -784,6 +808,52 @@ def cmd_kibana_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lake(args: argparse.Namespace) -> int:
+    from l7analytics.adapters.delta_lake import DeltaLake
+    from l7analytics.core.settings import format_duration
+    from l7analytics.jobs import composition
+    from l7analytics.jobs.pipeline import LAKE_SUMMARIES
+    from l7analytics.ui.report import console
+
+    if args.lake_command == "maintain":
+        retention = _retention(args.retention)
+        lake = composition.open_lake(args.lake, existing=True, flag="--lake")
+        if not isinstance(lake, DeltaLake):
+            lake.recover()
+            console.print(
+                f"{args.lake}: a local lake replaces partitions whole; nothing to compact"
+            )
+            return 0
+        done = lake.maintain(int(retention.total_seconds() // 3600))
+        for table, facts in done.items():
+            console.print(
+                f"{table}: {facts['compacted']}; {facts['vacuumed_files']} old files deleted"
+            )
+        console.print(f"kept the versions of the last {format_duration(retention)}")
+        return 0
+    source = composition.open_lake(args.source, existing=True, flag="--from")
+    target = composition.open_lake(args.lake, flag="--lake")
+    if not isinstance(target, DeltaLake) or isinstance(source, DeltaLake):
+        raise ConfigError(
+            "lake migrate: --from is a local lake, --lake an s3://, gs:// or az:// one"
+        )
+    days = target.migrate_from(source, LAKE_SUMMARIES)
+    console.print(f"migrated {len(days)} day(s) of {args.source} into {args.lake}")
+    return 0
+
+
+def _retention(text: str) -> timedelta:
+    from l7analytics.core.windows import duration_value
+
+    try:
+        value = duration_value(text)
+    except (ValueError, ConfigError) as exc:
+        raise ConfigError(f"--retention {shown(text)}: {exc}") from None
+    if value is None or value < timedelta(hours=1):
+        raise ConfigError(f"--retention {shown(text)}: at least 1h")
+    return value
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     from l7analytics.adapters.settings_file import default_config_text
 
@@ -801,6 +871,7 @@ _COMMANDS = {
     "demo": cmd_demo,
     "load-es": cmd_load_es,
     "kibana-setup": cmd_kibana_setup,
+    "lake": cmd_lake,
     "config": cmd_config,
 }
 
