@@ -6,9 +6,10 @@ over workers) reads the hour from Elasticsearch and replaces its lake partitions
 runs the detectors over the interval with the newest model trained before it and publishes the
 alerts (idempotent ``_id``s). Windows come only from ``data_interval_start/end``.
 
-Settings: the Airflow Connection ``l7_elasticsearch`` (param ``es_conn_id``), the YAML file
-in param ``config_path`` (default ``$L7_CONFIG``), the lake root in param ``lake`` (default
-``$L7_LAKE``). The schedule is ``$L7_DETECTION_CRON`` (default hourly).
+Settings: the Airflow Connection ``l7_elasticsearch`` (param ``es_conn_id``), for a lake on
+S3 the Connection ``aws_default`` (param ``aws_conn_id``; else the ``AWS_*`` variables), the
+YAML file in param ``config_path`` (default ``$L7_CONFIG``), the lake root in param ``lake``
+(default ``$L7_LAKE``). The schedule is ``$L7_DETECTION_CRON`` (default hourly).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ ALERTS = Asset(name="l7analytics_alerts", uri="l7analytics://alerts")
         "config_path": Param(os.environ.get("L7_CONFIG", ""), type="string"),
         "lake": Param(os.environ.get("L7_LAKE", "/opt/airflow/l7lake"), type="string"),
         "es_conn_id": Param("l7_elasticsearch", type="string"),
+        # A lake on S3: credentials from this Connection if it exists, else the AWS_* variables.
+        "aws_conn_id": Param("aws_default", type="string"),
     },
     tags=["l7analytics", "calico", "security"],
     doc_md=__doc__,
@@ -61,7 +64,7 @@ def l7_detection():
 
     @task(outlets=[LAKE], max_active_tis_per_dagrun=4)
     def extract(window: dict, params=None, dag_run=None) -> dict:
-        from l7analytics.adapters.airflow import es_connection, fail_fast, run_mode
+        from l7analytics.adapters.airflow import es_connection, fail_fast, lake_storage, run_mode
         from l7analytics.jobs.tasks import extract_window
 
         return fail_fast(
@@ -72,6 +75,7 @@ def l7_detection():
                 lake=params["lake"],
                 es=es_connection(params["es_conn_id"]),
                 run_mode=run_mode(dag_run),
+                lake_storage=lake_storage(params["aws_conn_id"], params["lake"]),
             )
         )
 
@@ -83,7 +87,7 @@ def l7_detection():
         data_interval_end=None,
         dag_run=None,
     ) -> dict:
-        from l7analytics.adapters.airflow import es_connection, fail_fast, run_mode
+        from l7analytics.adapters.airflow import es_connection, fail_fast, lake_storage, run_mode
         from l7analytics.jobs.tasks import score_window
 
         return fail_fast(
@@ -94,6 +98,7 @@ def l7_detection():
                 lake=params["lake"],
                 es=es_connection(params["es_conn_id"]),
                 run_mode=run_mode(dag_run),
+                lake_storage=lake_storage(params["aws_conn_id"], params["lake"]),
             )
         )
 

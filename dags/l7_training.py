@@ -37,6 +37,7 @@ MODEL = Asset(name="l7analytics_model", uri="l7analytics://models/l7.unusual_pai
         "lake": Param(os.environ.get("L7_LAKE", "/opt/airflow/l7lake"), type="string"),
         "training_days": Param(7, type="integer", minimum=1, maximum=60),
         "lake_retention_hours": Param(168, type="integer", minimum=1),
+        "aws_conn_id": Param("aws_default", type="string"),
     },
     tags=["l7analytics", "calico", "security"],
     doc_md=__doc__,
@@ -44,7 +45,7 @@ MODEL = Asset(name="l7analytics_model", uri="l7analytics://models/l7.unusual_pai
 def l7_training():
     @task(inlets=[LAKE], outlets=[MODEL])
     def train(params=None, data_interval_end=None) -> dict:
-        from l7analytics.adapters.airflow import fail_fast
+        from l7analytics.adapters.airflow import fail_fast, lake_storage
         from l7analytics.jobs.tasks import train_model
 
         start = data_interval_end - timedelta(days=params["training_days"])
@@ -54,17 +55,20 @@ def l7_training():
                 data_interval_end.isoformat(),
                 config_path=params["config_path"],
                 lake=params["lake"],
+                lake_storage=lake_storage(params["aws_conn_id"], params["lake"]),
             )
         )
 
     @task(inlets=[LAKE])
     def maintain(trained: dict, params=None) -> dict:
-        from l7analytics.adapters.airflow import fail_fast
+        from l7analytics.adapters.airflow import fail_fast, lake_storage
         from l7analytics.jobs.tasks import maintain_lake
 
         return fail_fast(
             lambda: maintain_lake(
-                lake=params["lake"], retention_hours=params["lake_retention_hours"]
+                lake=params["lake"],
+                retention_hours=params["lake_retention_hours"],
+                lake_storage=lake_storage(params["aws_conn_id"], params["lake"]),
             )
         )
 

@@ -93,7 +93,10 @@ def outer_sources() -> list[tuple[str, str]]:
     return sources
 
 
-@pytest.mark.parametrize("name,source", outer_sources(), ids=lambda v: v if "/" in v else "")
+SOURCES = outer_sources()
+
+
+@pytest.mark.parametrize("name,source", SOURCES, ids=[name for name, _ in SOURCES])
 def test_adapters_are_built_only_by_the_composition_root(name, source):
     if name == "benchmarks/bench_es.py":  # it compares the source's read options themselves
         return

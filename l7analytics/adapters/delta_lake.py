@@ -77,6 +77,23 @@ def storage_options(root: str, environ: Mapping[str, str] | None = None) -> dict
     return options
 
 
+def _filesystem(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str]:
+    """pyarrow's filesystem for the model files, with the same credentials as the tables."""
+    if uri.startswith(("s3://", "s3a://")) and options.get("AWS_ACCESS_KEY_ID"):
+        endpoint = options.get("AWS_ENDPOINT_URL", "")
+        scheme, _, host = endpoint.partition("://")
+        fs = pafs.S3FileSystem(
+            access_key=options["AWS_ACCESS_KEY_ID"],
+            secret_key=options.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=options.get("AWS_SESSION_TOKEN"),
+            region=options.get("AWS_REGION", "us-east-1"),
+            endpoint_override=host or None,
+            scheme=scheme or "https",
+        )
+        return fs, uri.split("://", 1)[1]
+    return pafs.FileSystem.from_uri(uri)
+
+
 def _predicate(hours: Iterable[datetime]) -> str:
     parts = []
     for hour in sorted(set(hours)):
@@ -122,9 +139,9 @@ class DeltaLake:
         self.uri = root.rstrip("/")
         self.storage_options = storage_options(root) if options is None else options
         try:
-            self.fs, self._base = pafs.FileSystem.from_uri(self.uri)
+            self.fs, self._base = _filesystem(self.uri, self.storage_options)
         except (ValueError, OSError) as exc:
-            raise LakeError(f"lake {self.uri}: cannot open: {exc}") from None
+            raise LakeError(f"lake {self.uri}: cannot open: {_first_line(exc)}") from None
 
     def __repr__(self) -> str:
         return f"DeltaLake({self.uri!r})"

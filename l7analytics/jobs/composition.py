@@ -24,6 +24,7 @@ from l7analytics.core.settings import Settings
 from l7analytics.core.windows import Window
 
 if TYPE_CHECKING:
+    from l7analytics.adapters.delta_lake import DeltaLake
     from l7analytics.adapters.elasticsearch.connection import EsConnection
     from l7analytics.adapters.elasticsearch.source import EsL7Source
     from l7analytics.adapters.files import NdjsonAlertSink, NdjsonQuarantine, ParquetAlertSink
@@ -53,11 +54,13 @@ def open_lake(
     existing: bool = False,
     writes: bool = False,
     flag: str = "lake",
-) -> ParquetLake:
+    storage: dict[str, str] | None = None,
+) -> ParquetLake | DeltaLake:
     """The lake at ``root``, checked: a local one that must hold data exists (``existing``),
     one that is written can be written (``writes``). Object storage (``s3://``, ``gs://``,
-    ``az://``) holds Delta tables (:mod:`l7analytics.adapters.delta_lake`); another URI must
-    be one pyarrow.fs knows.
+    ``az://``) holds Delta tables (:mod:`l7analytics.adapters.delta_lake`), with credentials
+    from ``storage`` (an Airflow connection's) or else the standard variables; another URI
+    must be one pyarrow.fs knows.
     ``flag`` names the setting in the one-line error (``--lake`` on the command line)."""
     from l7analytics.adapters.delta_lake import DeltaLake, is_object_store
     from l7analytics.adapters.lake import ParquetLake
@@ -67,7 +70,7 @@ def open_lake(
     if not root.strip():
         raise ConfigError(f"{flag}: give a directory or a URI")
     if is_object_store(root):  # no rename there: Delta tables, one atomic commit a write
-        return DeltaLake(root)
+        return DeltaLake(root, storage)
     if "://" in root:
         try:
             return ParquetLake(root)
@@ -82,7 +85,7 @@ def open_lake(
     return ParquetLake(root)
 
 
-def model_store(lake: ParquetLake) -> LakeModelStore:
+def model_store(lake: ParquetLake | DeltaLake) -> LakeModelStore:
     """Model versions kept in the lake beside the data they were trained on."""
     from l7analytics.adapters.model_store import LakeModelStore
 
@@ -173,10 +176,19 @@ def alert_file(path: str | os.PathLike[str]) -> NdjsonAlertSink | ParquetAlertSi
 
 
 def quarantine_path(lake_root: str | os.PathLike[str], window: Window | None) -> Path:
-    """Where a run's rejected documents go when no file is given: beside a local lake."""
-    from l7analytics.adapters import files
+    """Where a run's rejected documents go when no file is given: beside a local lake; for a
+    lake on object storage, under ``$L7_QUARANTINE_DIR`` (a local directory, by default the
+    system's temporary one), named after the window."""
+    import tempfile
 
-    return files.quarantine_path(lake_root, window)
+    from l7analytics.adapters import files
+    from l7analytics.adapters.delta_lake import is_object_store
+
+    root = os.fspath(lake_root)
+    if is_object_store(root):
+        base = os.environ.get("L7_QUARANTINE_DIR") or tempfile.gettempdir()
+        return files.quarantine_path(Path(base) / "l7analytics", window)
+    return files.quarantine_path(root, window)
 
 
 def quarantine(path: str | os.PathLike[str]) -> NdjsonQuarantine:

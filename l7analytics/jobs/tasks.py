@@ -2,7 +2,8 @@
 adapters through :mod:`l7analytics.jobs.composition`.
 
 Each takes plain, JSON-serializable arguments (window bounds as ISO strings, paths, the
-Elasticsearch connection; ``None``: the settings' own) and returns a small JSON summary for
+Elasticsearch connection; ``None``: the settings' own; ``lake_storage``, the credentials of a
+lake on object storage, ``None``: the standard variables) and returns a small JSON summary for
 XCom, so DAG files stay thin and every task is a pure function of its data interval:
 re-running, clearing or backfilling an interval rewrites the same partitions and the same alert ids.
 """
@@ -44,6 +45,7 @@ def extract_window(
     lake: str,
     es: EsConnection | None,
     run_mode: str = "scheduled",
+    lake_storage: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Read one window from Elasticsearch into the lake (partitions replaced whole)."""
     from l7analytics.jobs.pipeline import extract
@@ -51,7 +53,7 @@ def extract_window(
     settings = settings_for(config_path)
     window = Window.parse(start, end)
     source = composition.es_source(settings, es)
-    parquet = composition.open_lake(lake)
+    parquet = composition.open_lake(lake, storage=lake_storage)
     quarantine = composition.quarantine(composition.quarantine_path(lake, window))
     result = extract(source, parquet, window, quarantine, run_mode=run_mode)
     return {
@@ -73,13 +75,14 @@ def score_window(
     lake: str,
     es: EsConnection | None,
     run_mode: str = "scheduled",
+    lake_storage: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run the detectors over the window of the lake and publish to Elasticsearch."""
     from l7analytics.core.errors import L7AnalyticsError
     from l7analytics.jobs.pipeline import score
 
     settings = settings_for(config_path)
-    parquet = composition.open_lake(lake)
+    parquet = composition.open_lake(lake, storage=lake_storage)
     sinks = composition.es_sinks(settings, es)
     result = score(
         parquet,
@@ -108,11 +111,18 @@ def score_window(
     }
 
 
-def train_model(start: str, end: str, *, config_path: str | None, lake: str) -> dict[str, Any]:
+def train_model(
+    start: str,
+    end: str,
+    *,
+    config_path: str | None,
+    lake: str,
+    lake_storage: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Fit every learning detector on ``[start, end)`` of the lake; new versions are saved."""
     from l7analytics.jobs.pipeline import train
 
-    parquet = composition.open_lake(lake)
+    parquet = composition.open_lake(lake, storage=lake_storage)
     results = train(
         parquet,
         Window.parse(start, end),
@@ -128,10 +138,12 @@ def train_model(start: str, end: str, *, config_path: str | None, lake: str) -> 
     }
 
 
-def maintain_lake(*, lake: str, retention_hours: int) -> dict[str, Any]:
+def maintain_lake(
+    *, lake: str, retention_hours: int, lake_storage: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Compact the lake's tables and delete versions older than ``retention_hours`` (object
     storage); a local lake replaces partitions whole and has nothing to compact."""
-    parquet = composition.open_lake(lake)
+    parquet = composition.open_lake(lake, storage=lake_storage)
     maintain = getattr(parquet, "maintain", None)
     if maintain is None:
         parquet.recover()

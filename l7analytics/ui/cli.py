@@ -809,7 +809,6 @@ def cmd_kibana_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
-    from l7analytics.adapters.delta_lake import DeltaLake
     from l7analytics.core.settings import format_duration
     from l7analytics.jobs import composition
     from l7analytics.jobs.pipeline import LAKE_SUMMARIES
@@ -818,7 +817,7 @@ def cmd_lake(args: argparse.Namespace) -> int:
     if args.lake_command == "maintain":
         retention = _retention(args.retention)
         lake = composition.open_lake(args.lake, existing=True, flag="--lake")
-        if not isinstance(lake, DeltaLake):
+        if not hasattr(lake, "maintain"):  # the local lake
             lake.recover()
             console.print(
                 f"{args.lake}: a local lake replaces partitions whole; nothing to compact"
@@ -833,7 +832,7 @@ def cmd_lake(args: argparse.Namespace) -> int:
         return 0
     source = composition.open_lake(args.source, existing=True, flag="--from")
     target = composition.open_lake(args.lake, flag="--lake")
-    if not isinstance(target, DeltaLake) or isinstance(source, DeltaLake):
+    if not hasattr(target, "migrate_from") or hasattr(source, "migrate_from"):
         raise ConfigError(
             "lake migrate: --from is a local lake, --lake an s3://, gs:// or az:// one"
         )
