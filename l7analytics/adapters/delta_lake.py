@@ -42,7 +42,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
-from l7analytics.adapters.lake import HOUR, RECORDS, UNLOGGED, ParquetLake, Summaries, partition_of
+from l7analytics.adapters.lake import (
+    HOUR,
+    RECORDS,
+    UNLOGGED,
+    ParquetLake,
+    Summaries,
+    hours_of,
+    partition_of,
+)
 from l7analytics.core.arrowutil import rows_in_window
 from l7analytics.core.errors import LakeError
 from l7analytics.core.schema import L7_SCHEMA, UNLOGGED_SCHEMA
@@ -114,19 +122,11 @@ def _hour_filter(window: Window) -> Any:
     import pyarrow.dataset as ds
 
     expression = None
-    for hour in _hours(window):
+    for hour in hours_of(window):
         date, hh = partition_of(hour)
         one = (ds.field("date") == date) & (ds.field("hour") == int(hh))
         expression = one if expression is None else expression | one
     return expression
-
-
-def _hours(window: Window) -> list[datetime]:
-    hours, hour = [], floor_time(window.start, HOUR)
-    while hour < window.end:
-        hours.append(hour)
-        hour += HOUR
-    return hours
 
 
 class DeltaLake:
@@ -330,7 +330,7 @@ class DeltaLake:
             return []
         data = table.to_pyarrow_dataset().to_table(filter=_hour_filter(window))
         out = []  # one summary per hour, as the local lake gives them (readers combine them)
-        for hour in _hours(window):
+        for hour in hours_of(window):
             date, hh = partition_of(hour)
             mask = pc.and_(
                 pc.equal(data.column("date"), date), pc.equal(data.column("hour"), int(hh))
@@ -351,17 +351,17 @@ class DeltaLake:
         )
         return [json.loads(m) for m in rows.column("manifest").to_pylist()]
 
-    def missing_hours(self, window: Window) -> list[datetime]:
+    def missinghours_of(self, window: Window) -> list[datetime]:
         """Hours of ``window`` with no records manifest (never extracted, or not finished)."""
         table = self._table(MANIFESTS)
         if table is None:
-            return _hours(window)
+            return hours_of(window)
         rows = table.to_pyarrow_dataset().to_table(
             columns=["date", "hour"], filter=_hour_filter(window)
         )
         present = set(zip(rows.column("date").to_pylist(), rows.column("hour").to_pylist(),
                           strict=True))  # fmt: skip
-        return [h for h in _hours(window) if (partition_of(h)[0], h.hour) not in present]
+        return [h for h in hours_of(window) if (partition_of(h)[0], h.hour) not in present]
 
     def extent(self) -> Window | None:
         table = self._table(MANIFESTS)
@@ -447,7 +447,7 @@ class DeltaLakeWriter:
 
     def commit(self, extra: dict | None = None) -> list[dict[str, Any]]:
         manifests = self._writer.commit(extra)
-        hours = set(_hours(self.window)) if self.window is not None else set()
+        hours = set(hours_of(self.window)) if self.window is not None else set()
         hours |= {_hour_of(m) for m in manifests}
         self.lake.publish(self._stage, sorted(hours), list(self.summary_specs), manifests)
         self.committed = manifests

@@ -143,7 +143,7 @@ def partition_path(dataset: str, date: str, hour: str) -> str:
     return f"{dataset}/date={date}/hour={hour}"
 
 
-def _hours_of(window: Window) -> list[datetime]:
+def hours_of(window: Window) -> list[datetime]:
     """The starts of the hours overlapping ``window``."""
     hours, cursor = [], floor_time(window.start, HOUR)
     while cursor < window.end:
@@ -544,7 +544,7 @@ class ParquetLake:
         """Existing partition directories whose hour overlaps ``window``."""
         self._recover_once()
         candidates = [
-            self.path(partition_path(dataset, *partition_of(h))) for h in _hours_of(window)
+            self.path(partition_path(dataset, *partition_of(h))) for h in hours_of(window)
         ]
         with self._locked(shared=True):  # never between the two renames of a swap
             infos = self.fs.get_file_info(candidates)
@@ -553,7 +553,7 @@ class ParquetLake:
     def missing_hours(self, window: Window) -> list[datetime]:
         """Hours of ``window`` with no records partition (never extracted, or lost)."""
         present = set(self.partitions(window))
-        hours = _hours_of(window)
+        hours = hours_of(window)
         return [
             h for h in hours if self.path(partition_path(RECORDS, *partition_of(h))) not in present
         ]
@@ -873,7 +873,7 @@ class LakeWriter:
     def _keys(self) -> list[tuple[str, str]]:
         keys = set(self._parts)
         if self.window is not None:
-            keys.update(partition_of(h) for h in _hours_of(self.window))
+            keys.update(partition_of(h) for h in hours_of(self.window))
         return sorted(keys)
 
     def _steps(self, keys: list[tuple[str, str]]) -> list[_Step]:
