@@ -351,7 +351,7 @@ class DeltaLake:
         )
         return [json.loads(m) for m in rows.column("manifest").to_pylist()]
 
-    def missinghours_of(self, window: Window) -> list[datetime]:
+    def missing_hours(self, window: Window) -> list[datetime]:
         """Hours of ``window`` with no records manifest (never extracted, or not finished)."""
         table = self._table(MANIFESTS)
         if table is None:
