@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 PAIR_KEYS = ["src_workload", "dest", "method", "path_template"]
 ROUTE_KEYS = ["dest", "method", "path_template"]
@@ -260,6 +259,8 @@ def volume_evidence(requests: pd.Series, expected: pd.Series, level: float) -> p
     confidence bound (at ``level``) of a Poisson rate given the observed count, over the
     expected count. 5 requests against an expected 1 is no evidence of anything; 500 against
     20 is. The bound grows with the count, so a larger claim needs more requests."""
+    from scipy import stats  # here, not at import: extracting needs no statistics
+
     n = requests.to_numpy(dtype=float)
     lower = np.where(n > 0, stats.gamma.ppf(level, np.maximum(n, 1e-9)), 0.0)
     return pd.Series(lower / np.maximum(expected.to_numpy(dtype=float), 1.0), index=requests.index)
@@ -272,6 +273,8 @@ def client_error_evidence(
     Clopper-Pearson lower bound (at ``level``) of the observed share, minus the smoothed usual
     share. 5 errors in 21 requests bound the share at a few percent, no claim; 200 in 220 bound
     it near 0.8."""
+    from scipy import stats
+
     e = errors.to_numpy(dtype=float)
     n = requests.to_numpy(dtype=float)
     lower = np.where(e > 0, stats.beta.ppf(level, np.maximum(e, 1e-9), n - e + 1), 0.0)

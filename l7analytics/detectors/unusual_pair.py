@@ -35,13 +35,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sklearn.ensemble import IsolationForest
 
 from l7analytics.core.alerts import Alert, Finding
 from l7analytics.core.errors import ModelError
@@ -68,6 +67,9 @@ from l7analytics.detectors.pair_features import (
     with_totals,
 )
 from l7analytics.detectors.population import ShiftRule, find_shifts
+
+if TYPE_CHECKING:  # scikit-learn is imported when a model is fitted or used, not to extract
+    from sklearn.ensemble import IsolationForest
 
 _TS = pa.timestamp("s", tz="UTC")
 HISTORY_SCHEMA = pa.schema(
@@ -234,6 +236,8 @@ class UnusualPairDetector(Detector):
                 f"{c.min_training_rows} needed; train on a longer range or lower "
                 "unusual_pair.min_training_rows"
             )
+        from sklearn.ensemble import IsolationForest
+
         forest = IsolationForest(
             n_estimators=c.n_estimators,
             max_samples=c.max_samples,
