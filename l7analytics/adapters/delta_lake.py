@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -304,8 +305,14 @@ class DeltaLake:
         start, end = int(window.start.timestamp()), int(window.end.timestamp())
         wanted = pa.schema([schema.field(n) for n in names])
         read = list(dict.fromkeys([*names, "end_time"]))
+        # Read ahead one batch and one file only: the scanner's defaults buffer far more when
+        # the consumer is slower, and memory must stay bounded however large the window.
         for batch in data.to_batches(
-            columns=read, filter=_hour_filter(window), batch_size=batch_size
+            columns=read,
+            filter=_hour_filter(window),
+            batch_size=batch_size,
+            batch_readahead=1,
+            fragment_readahead=1,
         ):
             batch = rows_in_window(batch, start, end)
             if batch.num_rows:
@@ -329,16 +336,19 @@ class DeltaLake:
         if table is None:
             return []
         data = table.to_pyarrow_dataset().to_table(filter=_hour_filter(window))
-        out = []  # one summary per hour, as the local lake gives them (readers combine them)
-        for hour in hours_of(window):
-            date, hh = partition_of(hour)
-            mask = pc.and_(
-                pc.equal(data.column("date"), date), pc.equal(data.column("hour"), int(hh))
-            )
-            part = data.filter(mask)
-            if part.num_rows:
-                out.append(part.drop_columns(PARTITIONS))
-        return out
+        if not data.num_rows:
+            return []
+        # One summary per hour, as the local lake gives them (readers combine them): one
+        # stable sort by hour and slices, not a scan of the table per hour.
+        hour_key = pc.binary_join_element_wise(
+            data.column("date"), pc.cast(data.column("hour"), pa.string()), "/"
+        )
+        codes = pc.dictionary_encode(hour_key).combine_chunks().indices.to_numpy()
+        order = np.argsort(codes, kind="stable")
+        data = data.take(pa.array(order)).drop_columns(PARTITIONS)
+        ends = np.cumsum(np.bincount(codes))
+        starts = np.concatenate([[0], ends[:-1]])
+        return [data.slice(s, e - s) for s, e in zip(starts, ends, strict=True) if e > s]
 
     def manifests(self, window: Window, dataset: str = RECORDS) -> list[dict[str, Any]]:
         import pyarrow.dataset as ds
@@ -377,10 +387,13 @@ class DeltaLake:
         ]  # fmt: skip
         return Window(min(hours), max(hours) + HOUR)
 
-    def maintain(self, retention_hours: int = 168) -> dict[str, Any]:
-        """Compact small files and vacuum versions older than ``retention_hours``."""
+    def maintain(
+        self, retention_hours: int = 168, summary_names: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Compact small files and vacuum versions older than ``retention_hours``, in every
+        table (the summaries' too: they are rewritten as often as the records)."""
         done: dict[str, Any] = {}
-        for name in (RECORDS, UNLOGGED, MANIFESTS):
+        for name in (RECORDS, UNLOGGED, MANIFESTS, *(f"summaries/{n}" for n in summary_names)):
             table = self._table(name)
             if table is None:
                 continue

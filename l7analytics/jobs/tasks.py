@@ -148,4 +148,6 @@ def maintain_lake(
     if maintain is None:
         parquet.recover()
         return {"lake": lake, "maintained": {}}
-    return {"lake": lake, "maintained": maintain(retention_hours)}
+    from l7analytics.jobs.pipeline import LAKE_SUMMARIES
+
+    return {"lake": lake, "maintained": maintain(retention_hours, LAKE_SUMMARIES)}

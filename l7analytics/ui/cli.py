@@ -823,7 +823,7 @@ def cmd_lake(args: argparse.Namespace) -> int:
                 f"{args.lake}: a local lake replaces partitions whole; nothing to compact"
             )
             return 0
-        done = lake.maintain(int(retention.total_seconds() // 3600))
+        done = lake.maintain(int(retention.total_seconds() // 3600), LAKE_SUMMARIES)
         for table, facts in done.items():
             console.print(
                 f"{table}: {facts['compacted']}; {facts['vacuumed_files']} old files deleted"
