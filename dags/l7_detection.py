@@ -44,6 +44,8 @@ ALERTS = Asset(name="l7analytics_alerts", uri="l7analytics://alerts")
         "es_conn_id": Param("l7_elasticsearch", type="string"),
         # A lake on S3: credentials from this Connection if it exists, else the AWS_* variables.
         "aws_conn_id": Param("aws_default", type="string"),
+        # The Calico cluster ("": the settings'); clusters share a lake on object storage.
+        "cluster": Param(os.environ.get("L7_CLUSTER", ""), type="string"),
     },
     tags=["l7analytics", "calico", "security"],
     doc_md=__doc__,
@@ -59,6 +61,7 @@ def l7_detection():
                 data_interval_start.isoformat(),
                 data_interval_end.isoformat(),
                 params["config_path"],
+                params["cluster"],
             )
         )
 
@@ -76,6 +79,7 @@ def l7_detection():
                 es=es_connection(params["es_conn_id"]),
                 run_mode=run_mode(dag_run),
                 lake_storage=lake_storage(params["aws_conn_id"], params["lake"]),
+                cluster=params["cluster"],
             )
         )
 
@@ -99,6 +103,7 @@ def l7_detection():
                 es=es_connection(params["es_conn_id"]),
                 run_mode=run_mode(dag_run),
                 lake_storage=lake_storage(params["aws_conn_id"], params["lake"]),
+                cluster=params["cluster"],
             )
         )
 

@@ -38,6 +38,8 @@ MODEL = Asset(name="l7analytics_model", uri="l7analytics://models/l7.unusual_pai
         "training_days": Param(7, type="integer", minimum=1, maximum=60),
         "lake_retention_hours": Param(168, type="integer", minimum=1),
         "aws_conn_id": Param("aws_default", type="string"),
+        # The Calico cluster ("": the settings'); clusters share a lake on object storage.
+        "cluster": Param(os.environ.get("L7_CLUSTER", ""), type="string"),
     },
     tags=["l7analytics", "calico", "security"],
     doc_md=__doc__,
@@ -56,6 +58,7 @@ def l7_training():
                 config_path=params["config_path"],
                 lake=params["lake"],
                 lake_storage=lake_storage(params["aws_conn_id"], params["lake"]),
+                cluster=params["cluster"],
             )
         )
 

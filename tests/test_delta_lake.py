@@ -125,7 +125,7 @@ def test_pandas_reads_exactly_the_current_rows(both):
 
 def test_no_secret_in_the_options_it_prints():
     options = storage_options("s3://lake/x", {"AWS_SECRET_ACCESS_KEY": "s3cr3t"})
-    assert repr(DeltaLake("s3://lake/x", options)) == "DeltaLake('s3://lake/x')"
+    assert repr(DeltaLake("s3://lake/x", options)) == "DeltaLake('s3://lake/x', cluster='cluster')"
     assert str(DeltaLake("s3://lake/x", options)) == "s3://lake/x"
 
 
@@ -243,3 +243,38 @@ def test_an_airflow_aws_connection_gives_the_lake_its_credentials(both, tmp_path
     finally:
         os.environ.update(saved)
     assert done["models"] and done["models"][0]["rows"] > 0
+
+
+def test_clusters_share_a_lake_each_in_its_own_partitions(logs, s3, tmp_path, capsys):
+    """Two Calico clusters' runs in one lake: each reads, replaces and trains on its own rows
+    only, whatever ``cluster`` its documents claim."""
+    half = tmp_path / "half.ndjson"
+    with logs.open() as full, half.open("w") as out:
+        out.writelines(line for i, line in enumerate(full) if i % 2)
+    uri, q = "s3://lake/l7c", ["--quarantine", str(tmp_path / "q.ndjson")]
+    assert main(["extract", "--input", str(logs), "--lake", uri, *q]) == 0
+    standalone = composition.open_lake(uri)
+    alone = contents(standalone)
+    assert main(["extract", "--input", str(half), "--lake", uri, "--cluster", "eu-1", *q]) == 0
+    eu = composition.open_lake(uri, cluster="eu-1")
+    assert contents(standalone) == alone  # the other cluster's rows are untouched
+    assert 0 < contents(eu)[1][0] < alone[1][0]
+    assert set(eu.read_table(DAYS[1], ["cluster"]).column("cluster").to_pylist()) == {"eu-1"}
+    # a re-run of one cluster's day replaces that cluster's hours only
+    one_day = ["--start", "2026-11-02", "--end", "2026-11-03"]
+    assert main(["extract", "--input", str(logs), "--lake", uri, "--cluster", "eu-1",
+                 *one_day, *q]) == 0  # fmt: skip
+    assert contents(eu)[1] == alone[1] and contents(eu)[0] != alone[0]
+    assert contents(standalone) == alone
+    train = ["train", "--lake", uri, "--start", "2026-11-01", "--end", "2026-11-03"]
+    assert main([*train, "--cluster", "eu-1"]) == 0
+    assert composition.model_store(eu).versions("l7.unusual_pair")
+    assert not composition.model_store(standalone).versions("l7.unusual_pair")
+    assert standalone.extent().start == START
+    assert composition.open_lake(uri, cluster="nobody").extent() is None
+    capsys.readouterr()
+    local = ["--lake", str(tmp_path / "local"), "--cluster", "eu-1", *q]
+    assert main(["extract", "--input", str(half), *local]) == 2
+    assert "local lake holds the cluster 'cluster' only" in capsys.readouterr().err
+    assert main(["extract", "--input", str(half), "--lake", uri, "--cluster", "EU 1", *q]) == 2
+    assert "--cluster 'EU 1': lowercase letters" in capsys.readouterr().err

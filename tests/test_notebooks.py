@@ -137,3 +137,23 @@ def test_triage_of_a_model_alert_charts_feature_contributions(notebook_env):
     assert "[2026-11-02T00:00:00Z, 2026-11-05T00:00:00Z)" in out  # the baseline period given
     assert "quantity" in out and "z" in out  # the contributions table under the chart
     assert images(nb) >= 3
+
+
+@pytest.mark.parametrize("name", ["01_explore.ipynb", "03_tune_detectors.ipynb"])
+def test_notebook_reads_a_lake_on_object_storage(name, notebook_env, monkeypatch):
+    """The demo lake migrated to a real S3 API (moto): the notebooks open it through the
+    same helper, with the standard AWS variables only."""
+    from s3_server import environment, make_bucket, s3_server
+
+    with s3_server() as endpoint:
+        make_bucket(endpoint, "lake")
+        for key, value in environment(endpoint).items():
+            monkeypatch.setenv(key, value)
+        migrate = ["lake", "migrate", "--from", str(notebook_env / "lake"), "--lake", "s3://lake/d"]
+        assert main(migrate) == 0
+        monkeypatch.setenv("L7_LAKE", "s3://lake/d")
+        nb = execute(name, notebook_env.parent)
+    out = text(nb)
+    assert "lake s3://lake/d holds" in out or name != "01_explore.ipynb"
+    for expected in EXPECTED[name]:
+        assert expected in out, f"{name}: {expected!r} not in the outputs"

@@ -3,17 +3,24 @@
 Object stores have no rename, so the local lake's commit protocol (stage, then swap
 directories by ``rename(2)``) cannot be atomic there. A Delta table's commit is one object
 in its transaction log, written with a conditional put: replacing the hours of a window is one
-``overwrite`` with a partition predicate (``date = ... AND hour = ...``), so readers see the
+transaction that adds the new data files and removes the hours' old ones, so readers see the
 old hours or the new ones, never a mix, and two writers replacing different hours both
-commit (a real conflict is retried).
+commit (a real conflict is retried). The data files are written by pyarrow, a batch at a
+time, before the commit: delta-rs' own partitioned writer holds everything it is given in
+memory until it ends (measured: 1.0 GB for 1.4M records, 1.5 GB for 2.9M).
+
+Several Calico clusters share one lake: ``cluster`` is the leading partition key of every
+table, and a :class:`DeltaLake` is opened for one cluster, whose rows alone it reads and
+replaces. A row's ``cluster`` is the cluster its run read (the index or filter named it), so a
+document can't put itself into another cluster's partitions.
 
 Layout under the root (``s3://bucket/prefix``, ``gs://...``, ``az://...``)::
 
-    l7/                 Delta table of normalized records, partitioned by date, hour
+    l7/                 Delta table of normalized records, partitioned by cluster, date, hour
     unlogged/           Delta table of Calico's overflow records, the same partitions
     summaries/<name>/   Delta table of per-hour summaries (history reads), the same partitions
     manifests/          Delta table: one row per (dataset, hour) written, its manifest as JSON
-    models/<detector>/<version>/   model files (metadata.json written last)
+    models/cluster=<cluster>/<detector>/<version>/   model files (metadata.json written last)
 
 A write stages the window in a local temporary :class:`~l7analytics.adapters.lake.ParquetLake`
 (so validation, partitioning, summaries and manifests are the same code as the local lake,
@@ -32,8 +39,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,6 +52,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from l7analytics.adapters.lake import (
     HOUR,
@@ -60,8 +71,14 @@ from l7analytics.core.windows import Window, floor_time
 #: URI schemes the Delta lake serves (a local path stays the Parquet lake).
 SCHEMES = ("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://", "abfss://", "adl://")
 MANIFESTS = "manifests"
-PARTITIONS = ["date", "hour"]
+PARTITIONS = ["cluster", "date", "hour"]
+#: The cluster name of a standalone Calico cluster (its indices' ``<cluster>``).
+DEFAULT_CLUSTER = "cluster"
+#: What a cluster name may be (Calico's own rule for index names); it goes into predicates.
+CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 DAY = timedelta(days=1)
+#: Data files written at once (an object store's request latency, not the CPU, is the limit).
+FILE_THREADS = 4
 #: Commit attempts when another writer's commit conflicts with ours.
 COMMIT_ATTEMPTS = 5
 
@@ -103,23 +120,40 @@ def _filesystem(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, 
     return pafs.FileSystem.from_uri(uri)
 
 
-def _predicate(hours: Iterable[datetime]) -> str:
-    parts = []
-    for hour in sorted(set(hours)):
-        date, hh = partition_of(hour)
-        parts.append(f"(date = '{date}' AND hour = {int(hh)})")
-    return " OR ".join(parts)
+def stored_columns(schema: pa.Schema) -> pa.Schema:
+    """The columns of a table's data files: no partition column, timestamps in microseconds
+    (the Delta protocol's unit)."""
+    return pa.schema([_stored(f) for f in schema if f.name not in PARTITIONS])
 
 
-def _with_partitions(table: pa.Table) -> pa.Table:
-    """``table`` with the ``date`` and ``hour`` of its ``end_time`` (UTC)."""
-    end = table.column("end_time")
-    date = pc.strftime(end, format="%Y-%m-%d", locale="C")
-    hour = pc.cast(pc.hour(end), pa.int32())
-    return table.append_column("date", date).append_column("hour", hour)
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-def _hour_filter(window: Window) -> Any:
+def _stored(field: pa.Field) -> pa.Field:
+    """A column as Delta stores it: timestamps in microseconds (the protocol's unit)."""
+    if pa.types.is_timestamp(field.type):
+        return field.with_type(pa.timestamp("us", tz="UTC"))
+    return field
+
+
+def _with_partition_fields(columns: pa.Schema) -> pa.Schema:
+    partitions = [("cluster", pa.string()), ("date", pa.string()), ("hour", pa.int32())]
+    return pa.schema([*columns, *partitions])
+
+
+def _conform(data: Any, columns: pa.Schema) -> pa.Table:
+    """A batch or table with exactly ``columns`` (missing ones null), in that order."""
+    table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
+    arrays = [
+        table.column(f.name).cast(f.type) if f.name in table.column_names
+        else pa.nulls(table.num_rows, f.type)
+        for f in columns
+    ]  # fmt: skip
+    return pa.Table.from_arrays(arrays, schema=columns)
+
+
+def _hour_filter(cluster: str, window: Window) -> Any:
     import pyarrow.dataset as ds
 
     expression = None
@@ -127,7 +161,7 @@ def _hour_filter(window: Window) -> Any:
         date, hh = partition_of(hour)
         one = (ds.field("date") == date) & (ds.field("hour") == int(hh))
         expression = one if expression is None else expression | one
-    return expression
+    return (ds.field("cluster") == cluster) & expression
 
 
 class DeltaLake:
@@ -136,7 +170,16 @@ class DeltaLake:
     #: Renames are not atomic here: the model store writes in place, metadata last.
     atomic_rename = False
 
-    def __init__(self, root: str, options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: str, options: dict[str, str] | None = None, cluster: str = DEFAULT_CLUSTER
+    ) -> None:
+        if not CLUSTER_NAME.fullmatch(cluster):
+            raise LakeError(
+                f"cluster {cluster!r}: lowercase letters, digits, '.', '_' and '-' only"
+            )
+        self.cluster = cluster
+        #: Where the model store keeps this cluster's models (models serve one cluster).
+        self.models_dir = ("models", f"cluster={cluster}")
         self.uri = root.rstrip("/")
         self.storage_options = storage_options(root) if options is None else options
         try:
@@ -145,10 +188,10 @@ class DeltaLake:
             raise LakeError(f"lake {self.uri}: cannot open: {_first_line(exc)}") from None
 
     def __repr__(self) -> str:
-        return f"DeltaLake({self.uri!r})"
+        return f"DeltaLake({self.uri!r}, cluster={self.cluster!r})"
 
     def __str__(self) -> str:
-        return self.uri
+        return self.uri if self.cluster == DEFAULT_CLUSTER else f"{self.uri} ({self.cluster})"
 
     def path(self, *parts: str) -> str:
         """A path under the root on :attr:`fs` (for the model store)."""
@@ -169,17 +212,24 @@ class DeltaLake:
         except OSError as exc:
             raise LakeError(f"lake {self.uri}: cannot read {name}: {_first_line(exc)}") from None
 
-    def _replace(self, name: str, data: Callable[[], Any], hours: list[datetime]) -> None:
-        """Replace ``hours`` of table ``name`` with what ``data()`` gives (a stream of
-        batches, made again for a retry): one commit, retried when another writer's commit
-        to the same table got in first."""
+    def _replace(self, name: str, columns: pa.Schema, adds: list[Any], hours: list) -> None:
+        """Replace ``hours`` of table ``name`` (this cluster's) in one commit: add the data
+        files ``adds`` (already written) and remove the hours' old files.
+
+        A commit that lost to another writer's is tried again on the new version, with the
+        same files; files of a commit that never happened are not in the log, and
+        ``maintain``'s vacuum deletes them."""
         from deltalake.exceptions import CommitFailedError
 
-        uri = self._table_uri(name)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            exists = self._table(name) is not None
             try:
-                _write(uri, data(), exists, hours, self.storage_options)
+                table = self._table(name) or self._create(name, columns)
+                table.create_write_transaction(
+                    [*adds, *self._removals(table, hours)],
+                    mode="append",
+                    schema=_with_partition_fields(columns),
+                    partition_by=PARTITIONS,
+                )
                 return
             except CommitFailedError as exc:
                 if attempt == COMMIT_ATTEMPTS:
@@ -192,6 +242,127 @@ class DeltaLake:
                     f"lake {self.uri}: cannot write {name}: {_first_line(exc)}"
                 ) from None
 
+    def _write_files(
+        self, name: str, columns: pa.Schema, parts: Iterable[tuple[datetime, Iterable[Any]]]
+    ) -> list[Any]:
+        """A data file per hour of ``parts`` (an hour and its batches or tables), written by
+        pyarrow a batch at a time, several hours at once (an object store's latency)."""
+        return self._each_hour(name, parts, lambda part: [self._write_file(name, columns, *part)])
+
+    def _copy_files(self, name: str, source: ParquetLake, hours: list) -> list[Any]:
+        """The staged data files of ``hours``, copied as they are (a writer's staging lake
+        writes them in this table's columns)."""
+        from deltalake.transaction import AddAction
+
+        def copy(hour: datetime) -> list[Any]:
+            adds = []
+            for directory in source.partitions(Window(hour, hour + HOUR), name):
+                for info in source.fs.get_file_info(pafs.FileSelector(directory)):
+                    if not info.path.endswith(".parquet"):
+                        continue
+                    rows = pq.ParquetFile(info.path, filesystem=source.fs).metadata.num_rows
+                    values, relative = self._file_name(hour)
+                    self._make_parent(f"{self._base}/{name}/{relative}")
+                    pafs.copy_files(
+                        info.path, f"{self._base}/{name}/{relative}",
+                        source_filesystem=source.fs, destination_filesystem=self.fs,
+                    )  # fmt: skip
+                    stats = json.dumps({"numRecords": rows})
+                    adds.append(AddAction(relative, info.size, values, _now_ms(), True, stats))
+            return adds
+
+        return self._each_hour(name, hours, copy)
+
+    def _each_hour(self, name: str, items: Iterable[Any], work: Callable[[Any], list]) -> list:
+        """``work`` over ``items`` on a few threads (file I/O releases the GIL); the adds
+        they return, in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        try:
+            with ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="delta-file") as pool:
+                return [add for adds in pool.map(work, items) for add in adds if add is not None]
+        except OSError as exc:
+            raise LakeError(f"lake {self.uri}: cannot write {name}: {_first_line(exc)}") from None
+
+    def _filter(self, window: Window) -> Any:
+        return _hour_filter(self.cluster, window)
+
+    def _create(self, name: str, columns: pa.Schema) -> Any:
+        """An empty table; if another writer created it first, that one."""
+        from deltalake import DeltaTable
+
+        try:
+            return DeltaTable.create(
+                self._table_uri(name),
+                _with_partition_fields(columns),
+                mode="ignore",
+                partition_by=PARTITIONS,
+                storage_options=self.storage_options,
+            )
+        except Exception:  # lost the race to create it: open the winner's
+            if (table := self._table(name)) is None:
+                raise
+            return table
+
+    def _write_file(
+        self, name: str, columns: pa.Schema, hour: datetime, batches: Iterable[Any]
+    ) -> Any:
+        """One Parquet data file of ``hour`` (``None`` when it has no rows)."""
+        from deltalake.transaction import AddAction
+
+        values, relative = self._file_name(hour)
+        path = f"{self._base}/{name}/{relative}"
+        self._make_parent(path)
+        rows, writer, stream = 0, None, None
+        try:
+            for batch in batches:
+                if not batch.num_rows:
+                    continue
+                if writer is None:
+                    stream = self.fs.open_output_stream(path)
+                    writer = pq.ParquetWriter(stream, columns, compression="zstd")
+                writer.write_table(_conform(batch, columns))
+                rows += batch.num_rows
+        finally:
+            if writer is not None:
+                writer.close()
+            if stream is not None:
+                stream.close()
+        if not rows:
+            return None
+        size = self.fs.get_file_info(path).size
+        stats = json.dumps({"numRecords": rows})
+        return AddAction(relative, size, values, _now_ms(), True, stats)
+
+    def _file_name(self, hour: datetime) -> tuple[dict[str, str], str]:
+        """A new data file's partition values and path in its table (Hive-style, unique)."""
+        date, hh = partition_of(hour)
+        values = {"cluster": self.cluster, "date": date, "hour": str(int(hh))}
+        parts = [*(f"{k}={v}" for k, v in values.items()), f"part-{uuid.uuid4().hex}.parquet"]
+        return values, "/".join(parts)
+
+    def _make_parent(self, path: str) -> None:
+        if isinstance(self.fs, pafs.LocalFileSystem):  # object stores have no directories
+            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+
+    def _removals(self, table: Any, hours: Iterable[datetime]) -> list[Any]:
+        """Remove actions for this cluster's files in ``hours`` at the table's version."""
+        from deltalake.transaction import RemoveAction
+
+        wanted = {(partition_of(h)[0], str(h.hour)) for h in hours}
+        files = pa.table(table.get_add_actions(flatten=True))
+        now = _now_ms()
+        removals = []
+        for path, size, cluster, date, hour in zip(
+            *(files.column(c).to_pylist() for c in
+              ("path", "size_bytes", "partition.cluster", "partition.date", "partition.hour")),
+            strict=True,
+        ):  # fmt: skip
+            if cluster == self.cluster and (date, str(hour)) in wanted:
+                values = {"cluster": cluster, "date": date, "hour": str(hour)}
+                removals.append(RemoveAction(path, True, now, size, values))
+        return removals
+
     # -- publishing: one commit per table, manifests last --------------------------------
     def publish(
         self,
@@ -201,66 +372,46 @@ class DeltaLake:
         manifests: list[dict[str, Any]],
     ) -> None:
         """Replace ``hours`` of every table with what the local lake ``source`` holds for
-        them (a writer's staging, or a lake being migrated), the manifests last."""
+        them (a writer's staging, or a lake being migrated), the manifests last. A staging
+        lake's files are copied as they are; another lake's are read and written again."""
         if not hours:
             return
-        span = Window(min(hours), max(hours) + HOUR)
-        self._publish(source, RECORDS, L7_SCHEMA, span, hours)
-        self._publish(source, UNLOGGED, UNLOGGED_SCHEMA, span, hours)
-        for name in summary_names:
-            self._publish_summaries(source, name, hours)
+        staged = source.stored is stored_columns
+        for name, schema in ((RECORDS, L7_SCHEMA), (UNLOGGED, UNLOGGED_SCHEMA)):
+            columns = stored_columns(schema)
+            if staged:
+                adds = self._copy_files(name, source, hours)
+            else:
+                parts = (
+                    (hour, source.read(Window(hour, hour + HOUR), dataset=name)) for hour in hours
+                )
+                adds = self._write_files(name, columns, parts)
+            self._replace(name, columns, adds, hours)
+        for name in summary_names:  # small: an hour's pairs
+            parts = [(hour, source.summaries(Window(hour, hour + HOUR), name)) for hour in hours]
+            schema = next((t.schema for _, tables in parts for t in tables), None)
+            if schema is None and (table := self._table(f"summaries/{name}")) is not None:
+                schema = pa.schema(table.schema().to_arrow())  # the hours hold nothing now
+            if schema is not None:
+                columns = stored_columns(schema)
+                adds = self._write_files(f"summaries/{name}", columns, parts)
+                self._replace(f"summaries/{name}", columns, adds, hours)
         self._publish_manifests(manifests, hours)
 
-    def _publish(
-        self, source: ParquetLake, name: str, schema: pa.Schema, span: Window, hours: list
-    ) -> None:
-        """Stream the hours of ``name`` into its table (bounded memory)."""
-        target = _empty(schema).schema
-
-        def data() -> pa.RecordBatchReader:
-            batches = (
-                _with_partitions(pa.Table.from_batches([b])).to_batches()[0]
-                for b in source.read(span, dataset=name)
-            )
-            return pa.RecordBatchReader.from_batches(target, batches)
-
-        self._replace(name, data, hours)
-
-    def _publish_summaries(self, source: ParquetLake, name: str, hours: list) -> None:
-        parts = []
-        for hour in hours:
-            for table in source.summaries(Window(hour, hour + HOUR), name):
-                date, hh = partition_of(hour)
-                n = table.num_rows
-                parts.append(
-                    table.append_column("date", pa.array([date] * n, pa.string())).append_column(
-                        "hour", pa.array([int(hh)] * n, pa.int32())
-                    )
-                )
-        if parts:
-            table = pa.concat_tables(parts)
-            self._replace(f"summaries/{name}", lambda: table, hours)
-        elif (stale := self._table(f"summaries/{name}")) is not None:
-            stale.delete(_predicate(hours))  # the hours hold nothing now
-
     def _publish_manifests(self, manifests: list[dict[str, Any]], hours: list) -> None:
-        rows = []
-        for manifest in manifests:  # the records' partitions ("date=.../hour=...")
-            hour = _hour_of(manifest)
-            rows.append(
-                {"dataset": RECORDS, "date": partition_of(hour)[0], "hour": hour.hour,
-                 "manifest": json.dumps(manifest, sort_keys=True, default=str)}
-            )  # fmt: skip
-        schema = pa.schema(
-            [("dataset", pa.string()), ("manifest", pa.string()), ("date", pa.string()),
-             ("hour", pa.int32())]
-        )  # fmt: skip
-        table = pa.Table.from_pylist(rows, schema=schema)
-        self._replace(MANIFESTS, lambda: table, hours)
+        by_hour = {
+            _hour_of(m): pa.table(
+                {"dataset": [RECORDS], "manifest": [json.dumps(m, sort_keys=True, default=str)]}
+            )
+            for m in manifests  # the records' partitions ("date=.../hour=...")
+        }
+        columns = pa.schema([("dataset", pa.string()), ("manifest", pa.string())])
+        adds = self._write_files(MANIFESTS, columns, [(h, [t]) for h, t in by_hour.items()])
+        self._replace(MANIFESTS, columns, adds, hours)
 
     def migrate_from(self, source: ParquetLake, summary_names: Iterable[str]) -> list[Window]:
-        """Copy a local (Hive-partitioned) lake into these tables, a day per commit; hours
-        already here are replaced, so running it again changes nothing."""
+        """Copy a local (Hive-partitioned) lake into this cluster's partitions, a day per
+        commit; hours already here are replaced, so running it again changes nothing."""
         extent = source.extent()
         if extent is None:
             return []
@@ -309,7 +460,7 @@ class DeltaLake:
         # the consumer is slower, and memory must stay bounded however large the window.
         for batch in data.to_batches(
             columns=read,
-            filter=_hour_filter(window),
+            filter=self._filter(window),
             batch_size=batch_size,
             batch_readahead=1,
             fragment_readahead=1,
@@ -335,7 +486,7 @@ class DeltaLake:
         table = self._table(f"summaries/{name}")
         if table is None:
             return []
-        data = table.to_pyarrow_dataset().to_table(filter=_hour_filter(window))
+        data = table.to_pyarrow_dataset().to_table(filter=self._filter(window))
         if not data.num_rows:
             return []
         # One summary per hour, as the local lake gives them (readers combine them): one
@@ -357,7 +508,7 @@ class DeltaLake:
         if table is None:
             return []
         rows = table.to_pyarrow_dataset().to_table(
-            filter=_hour_filter(window) & (ds.field("dataset") == dataset)
+            filter=self._filter(window) & (ds.field("dataset") == dataset)
         )
         return [json.loads(m) for m in rows.column("manifest").to_pylist()]
 
@@ -367,7 +518,7 @@ class DeltaLake:
         if table is None:
             return hours_of(window)
         rows = table.to_pyarrow_dataset().to_table(
-            columns=["date", "hour"], filter=_hour_filter(window)
+            columns=["date", "hour"], filter=self._filter(window)
         )
         present = set(zip(rows.column("date").to_pylist(), rows.column("hour").to_pylist(),
                           strict=True))  # fmt: skip
@@ -377,7 +528,11 @@ class DeltaLake:
         table = self._table(MANIFESTS)
         if table is None:
             return None
-        rows = table.to_pyarrow_table(columns=["date", "hour"])
+        import pyarrow.dataset as ds
+
+        rows = table.to_pyarrow_dataset().to_table(
+            columns=["date", "hour"], filter=ds.field("cluster") == self.cluster
+        )
         if not rows.num_rows:
             return None
         hours = [
@@ -391,7 +546,8 @@ class DeltaLake:
         self, retention_hours: int = 168, summary_names: Iterable[str] = ()
     ) -> dict[str, Any]:
         """Compact small files and vacuum versions older than ``retention_hours``, in every
-        table (the summaries' too: they are rewritten as often as the records)."""
+        table (the summaries' too: they are rewritten as often as the records), for every
+        cluster: vacuum is per table."""
         done: dict[str, Any] = {}
         for name in (RECORDS, UNLOGGED, MANIFESTS, *(f"summaries/{n}" for n in summary_names)):
             table = self._table(name)
@@ -405,19 +561,6 @@ class DeltaLake:
             )
             done[name] = {"compacted": compacted, "vacuumed_files": len(removed)}
         return done
-
-
-def _write(uri: str, data: Any, exists: bool, hours: list[datetime], options: dict) -> None:
-    from deltalake import write_deltalake
-
-    write_deltalake(
-        uri,
-        data,
-        partition_by=PARTITIONS,
-        mode="overwrite" if exists else "append",
-        predicate=_predicate(hours) if exists and hours else None,
-        storage_options=options,
-    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -438,7 +581,7 @@ class DeltaLakeWriter:
     ) -> None:
         self.lake, self.window, self.summary_specs = lake, window, summaries
         self._dir = tempfile.mkdtemp(prefix="l7analytics-delta-")
-        self._stage = ParquetLake(self._dir, durable=False)
+        self._stage = ParquetLake(self._dir, durable=False, stored=stored_columns)
         self._writer = self._stage.writer(window, source, summaries, run_mode)
         self.committed: list[dict[str, Any]] = []
 
@@ -473,7 +616,3 @@ class DeltaLakeWriter:
 def _hour_of(manifest: Mapping[str, Any]) -> datetime:
     date, hour = manifest["partition"].split("date=")[1].split("/hour=")
     return datetime.fromisoformat(f"{date}T{hour[:2]}:00:00+00:00")
-
-
-def _empty(schema: pa.Schema) -> pa.Table:
-    return pa.schema([*schema, ("date", pa.string()), ("hour", pa.int32())]).empty_table()

@@ -78,7 +78,7 @@ import re
 import time
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -251,14 +251,22 @@ class _Step:
 class ParquetLake:
     """A lake rooted at ``root``; see the module docstring for the layout and commits."""
 
+    #: A local lake holds one Calico cluster (a lake on object storage holds many).
+    cluster = "cluster"
+    #: Where the model store keeps the models, under the root.
+    models_dir: tuple[str, ...] = ("models",)
+
     def __init__(
         self,
         root: str | os.PathLike[str],
         filesystem: pafs.FileSystem | None = None,
         *,
         durable: bool = True,
+        stored: Callable[[pa.Schema], pa.Schema] | None = None,
     ) -> None:
         self.uri = str(root)
+        #: The columns and types the data files get (a Delta lake's staging: its own).
+        self.stored = stored or (lambda schema: schema)
         root = str(root)
         if filesystem is None:
             if "://" in root:
@@ -775,7 +783,9 @@ class LakeWriter:
         self._parts: dict[tuple[str, str], _Partition] = defaultdict(_Partition)
         self._unlogged: list[pa.Table] = []
         self._summary_partials: dict[str, list[pa.Table]] = defaultdict(list)
-        self._records = _PartitionFiles(lake.fs, f"{self.staging}/{RECORDS}", L7_SCHEMA)
+        self._records = _PartitionFiles(
+            lake.fs, f"{self.staging}/{RECORDS}", lake.stored(L7_SCHEMA)
+        )
         self._recorded = False
         self._finished = False
         self.committed: list[dict[str, Any]] = []
@@ -863,7 +873,9 @@ class LakeWriter:
             .to_pylist()
         ):
             self._parts[(row["date"], row["hour"])].unlogged_requests += row["count_sum"] or 0
-        files = _PartitionFiles(self.lake.fs, f"{self.staging}/{UNLOGGED}", UNLOGGED_SCHEMA)
+        files = _PartitionFiles(
+            self.lake.fs, f"{self.staging}/{UNLOGGED}", self.lake.stored(UNLOGGED_SCHEMA)
+        )
         try:
             files.add(table)
             files.close()

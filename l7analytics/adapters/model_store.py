@@ -1,4 +1,5 @@
-"""Versioned models stored next to the lake: ``<lake>/models/<detector>/<version>/``.
+"""Versioned models stored next to the lake: ``<lake>/models/<detector>/<version>/``
+(on object storage, ``models/cluster=<cluster>/...``: a model serves the cluster it learned).
 
 Each version holds ``model.joblib`` and ``metadata.json`` (training window, rows, parameters,
 library versions). Scoring a window takes the newest model trained on data that ended at or
@@ -31,7 +32,7 @@ class LakeModelStore:
         self.lake = lake
 
     def _dir(self, detector_id: str, version: str | None = None) -> str:
-        parts = ["models", detector_id]
+        parts = [*self.lake.models_dir, detector_id]
         return self.lake.path(*parts, version) if version else self.lake.path(*parts)
 
     def save(self, detector_id: str, version: str, model: object, metadata: dict) -> str:

@@ -497,3 +497,24 @@ def _first_error(exc: ValidationError) -> str:
 
 #: Keys whose value an error never repeats (a mistyped secret is still a secret).
 _SECRETS = frozenset({"api_key", "password"})
+
+
+def for_cluster(settings: Settings, cluster: str, where: str = "--cluster") -> Settings:
+    """``settings`` for one Calico cluster: its L7 index is read and its name goes on the
+    alerts and into Calico's events index, as the lake partition it is written to says."""
+    if not isinstance(cluster, str) or not re.fullmatch(_NAME, cluster):
+        raise ConfigError(
+            f"{where} {shown(cluster)}: lowercase letters, digits, '.', '_' and '-' only "
+            "(it is part of index names and lake partitions)"
+        )
+    es = settings.elasticsearch
+    return settings.model_copy(
+        update={
+            "elasticsearch": es.model_copy(
+                update={
+                    "source": es.source.model_copy(update={"cluster": cluster}),
+                    "alerts": es.alerts.model_copy(update={"cluster": cluster}),
+                }
+            )
+        }
+    )

@@ -55,12 +55,15 @@ def open_lake(
     writes: bool = False,
     flag: str = "lake",
     storage: dict[str, str] | None = None,
+    cluster: str | None = None,
 ) -> ParquetLake | DeltaLake:
     """The lake at ``root``, checked: a local one that must hold data exists (``existing``),
     one that is written can be written (``writes``). Object storage (``s3://``, ``gs://``,
     ``az://``) holds Delta tables (:mod:`l7analytics.adapters.delta_lake`), with credentials
     from ``storage`` (an Airflow connection's) or else the standard variables; another URI
     must be one pyarrow.fs knows.
+    ``cluster`` is the Calico cluster whose partitions are read and written (``None``:
+    ``cluster``, a standalone cluster's name); a local lake holds that one cluster only.
     ``flag`` names the setting in the one-line error (``--lake`` on the command line)."""
     from l7analytics.adapters.delta_lake import DeltaLake, is_object_store
     from l7analytics.adapters.lake import ParquetLake
@@ -70,7 +73,12 @@ def open_lake(
     if not root.strip():
         raise ConfigError(f"{flag}: give a directory or a URI")
     if is_object_store(root):  # no rename there: Delta tables, one atomic commit a write
-        return DeltaLake(root, storage)
+        return DeltaLake(root, storage, cluster or ParquetLake.cluster)
+    if cluster not in (None, ParquetLake.cluster):
+        raise ConfigError(
+            f"--cluster {cluster}: a local lake holds the cluster '{ParquetLake.cluster}' only; "
+            f"give each cluster its own {flag}, or put the lake on object storage (s3://...)"
+        )
     if "://" in root:
         try:
             return ParquetLake(root)

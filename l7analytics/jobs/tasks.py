@@ -3,7 +3,8 @@ adapters through :mod:`l7analytics.jobs.composition`.
 
 Each takes plain, JSON-serializable arguments (window bounds as ISO strings, paths, the
 Elasticsearch connection; ``None``: the settings' own; ``lake_storage``, the credentials of a
-lake on object storage, ``None``: the standard variables) and returns a small JSON summary for
+lake on object storage, ``None``: the standard variables; ``cluster``, the Calico cluster,
+``None`` or empty: the settings') and returns a small JSON summary for
 XCom, so DAG files stay thin and every task is a pure function of its data interval:
 re-running, clearing or backfilling an interval rewrites the same partitions and the same alert ids.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from l7analytics.core.settings import Settings
+from l7analytics.core.settings import Settings, for_cluster
 from l7analytics.core.windows import Window, iso
 from l7analytics.jobs import composition
 
@@ -23,16 +24,19 @@ if TYPE_CHECKING:
 HOUR = timedelta(hours=1)
 
 
-def settings_for(config_path: str | None) -> Settings:
-    """The job settings (defaults merged with the file, external rule lists read); raises
-    ConfigError in one line."""
-    return composition.load_job_settings(config_path or None)
+def settings_for(config_path: str | None, cluster: str | None = None) -> Settings:
+    """The job settings (defaults merged with the file, external rule lists read), for
+    ``cluster`` when one is given; raises ConfigError in one line."""
+    settings = composition.load_job_settings(config_path or None)
+    return for_cluster(settings, cluster, "cluster") if cluster else settings
 
 
-def plan_extraction(start: str, end: str, config_path: str | None) -> list[dict[str, str]]:
+def plan_extraction(
+    start: str, end: str, config_path: str | None, cluster: str | None = None
+) -> list[dict[str, str]]:
     """Validate the settings and split the interval into hour windows, one extraction task
     each (a lake partition is an hour, and each partition is written by exactly one task)."""
-    settings_for(config_path)
+    settings_for(config_path, cluster)
     window = Window.parse(start, end)
     return [{"start": iso(w.start), "end": iso(w.end)} for w in window.split(HOUR)]
 
@@ -46,14 +50,15 @@ def extract_window(
     es: EsConnection | None,
     run_mode: str = "scheduled",
     lake_storage: dict[str, str] | None = None,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
     """Read one window from Elasticsearch into the lake (partitions replaced whole)."""
     from l7analytics.jobs.pipeline import extract
 
-    settings = settings_for(config_path)
+    settings = settings_for(config_path, cluster)
     window = Window.parse(start, end)
     source = composition.es_source(settings, es)
-    parquet = composition.open_lake(lake, storage=lake_storage)
+    parquet = composition.open_lake(lake, storage=lake_storage, cluster=cluster or None)
     quarantine = composition.quarantine(composition.quarantine_path(lake, window))
     result = extract(source, parquet, window, quarantine, run_mode=run_mode)
     return {
@@ -76,13 +81,14 @@ def score_window(
     es: EsConnection | None,
     run_mode: str = "scheduled",
     lake_storage: dict[str, str] | None = None,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
     """Run the detectors over the window of the lake and publish to Elasticsearch."""
     from l7analytics.core.errors import L7AnalyticsError
     from l7analytics.jobs.pipeline import score
 
-    settings = settings_for(config_path)
-    parquet = composition.open_lake(lake, storage=lake_storage)
+    settings = settings_for(config_path, cluster)
+    parquet = composition.open_lake(lake, storage=lake_storage, cluster=cluster or None)
     sinks = composition.es_sinks(settings, es)
     result = score(
         parquet,
@@ -118,15 +124,17 @@ def train_model(
     config_path: str | None,
     lake: str,
     lake_storage: dict[str, str] | None = None,
+    cluster: str | None = None,
 ) -> dict[str, Any]:
     """Fit every learning detector on ``[start, end)`` of the lake; new versions are saved."""
     from l7analytics.jobs.pipeline import train
 
-    parquet = composition.open_lake(lake, storage=lake_storage)
+    settings = settings_for(config_path, cluster)
+    parquet = composition.open_lake(lake, storage=lake_storage, cluster=cluster or None)
     results = train(
         parquet,
         Window.parse(start, end),
-        settings_for(config_path),
+        settings,
         composition.model_store(parquet),
     )
     return {

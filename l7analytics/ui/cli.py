@@ -136,8 +136,16 @@ def _add_config(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_lake(p: argparse.ArgumentParser, help: str) -> None:
+def _add_lake(p: argparse.ArgumentParser, help: str, *, cluster: bool = True) -> None:
     p.add_argument("--lake", required=True, metavar="DIR|URI", help=help)
+    if cluster:
+        p.add_argument(
+            "--cluster",
+            metavar="NAME",
+            help="the Calico cluster: its partitions of a shared (object-storage) lake, its "
+            "L7 index with --es, its name on alerts (default: the settings', and the lake's "
+            "cluster 'cluster')",
+        )
 
 
 def _add_quarantine(p: argparse.ArgumentParser) -> None:
@@ -299,7 +307,7 @@ def _lake_parser(sub: Any) -> None:
     p = _command(sub, "lake", "maintain the lake, or migrate a local lake to object storage")
     actions = p.add_subparsers(dest="lake_command", required=True, parser_class=_Parser)
     maintain = actions.add_parser("maintain", help="compact, and vacuum old versions")
-    _add_lake(maintain, "lake root (object storage: Delta tables)")
+    _add_lake(maintain, "lake root (object storage: Delta tables)", cluster=False)
     maintain.add_argument(
         "--retention", default="7d", help="keep versions this long (default 7d, at least 1h)"
     )
@@ -374,15 +382,22 @@ def _aligned(window: Window | None, step: timedelta, why: str) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    """The settings, for the ``--cluster`` of a command that has a lake."""
+    from l7analytics.core.settings import for_cluster
     from l7analytics.jobs import composition
 
-    return composition.load_job_settings(getattr(args, "config", None))
+    settings = composition.load_job_settings(getattr(args, "config", None))
+    if "lake" in args and getattr(args, "cluster", None) is not None:
+        settings = for_cluster(settings, args.cluster)
+    return settings
 
 
-def _lake(root: str, *, existing: bool, writes: bool) -> Any:
+def _lake(args: argparse.Namespace, *, existing: bool, writes: bool) -> Any:
     from l7analytics.jobs import composition
 
-    return composition.open_lake(root, existing=existing, writes=writes, flag="--lake")
+    return composition.open_lake(
+        args.lake, existing=existing, writes=writes, flag="--lake", cluster=args.cluster
+    )
 
 
 def _inputs(paths: Sequence[str], warnings: list[str]) -> list[str]:
@@ -481,7 +496,7 @@ def _extraction(args: argparse.Namespace, settings: Any, window: Window | None) 
     warnings: list[str] = []
     inputs = _inputs(args.input, warnings) if args.input else []
     source = _source(args, settings, window, inputs)
-    lake = _lake(args.lake, existing=False, writes=True)
+    lake = _lake(args, existing=False, writes=True)
     quarantine = _quarantine(args, window)
     return _Extraction(source, lake, args.lake, window, quarantine, inputs, warnings)
 
@@ -592,7 +607,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     window = _window(args)
-    lake = _lake(args.lake, existing=True, writes=True)
+    lake = _lake(args, existing=True, writes=True)
     _train(lake, window, settings)
     return 0
 
@@ -638,7 +653,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     settings = _settings(args)
     window = _score_window(args, settings)
     sinks = _sinks(args, settings)
-    lake = _lake(args.lake, existing=True, writes=False)
+    lake = _lake(args, existing=True, writes=False)
     run_mode = "backfill" if args.backfill else "scheduled"
     result = _score(lake, settings, window, sinks, run_mode)
     return 1 if result.failed else 0
@@ -809,7 +824,7 @@ def cmd_kibana_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
-    from l7analytics.core.settings import format_duration
+    from l7analytics.core.settings import Settings, for_cluster, format_duration
     from l7analytics.jobs import composition
     from l7analytics.jobs.pipeline import LAKE_SUMMARIES
     from l7analytics.ui.report import console
@@ -830,8 +845,10 @@ def cmd_lake(args: argparse.Namespace) -> int:
             )
         console.print(f"kept the versions of the last {format_duration(retention)}")
         return 0
+    if args.cluster is not None:
+        for_cluster(Settings(), args.cluster)  # checks the name
     source = composition.open_lake(args.source, existing=True, flag="--from")
-    target = composition.open_lake(args.lake, flag="--lake")
+    target = composition.open_lake(args.lake, flag="--lake", cluster=args.cluster)
     if not hasattr(target, "migrate_from") or hasattr(source, "migrate_from"):
         raise ConfigError(
             "lake migrate: --from is a local lake, --lake an s3://, gs:// or az:// one"

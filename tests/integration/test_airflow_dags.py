@@ -178,3 +178,36 @@ def test_a_bad_configuration_fails_the_first_task_in_one_line(airflow, tmp_path)
     assert proc.returncode != 0
     assert f"config error in {bad}: detectors.url_scan.min_error_template_share" in output
     assert "AirflowFailException" in output  # failed at once, not retried
+
+
+def test_the_dags_run_on_a_lake_on_s3_through_an_aws_connection(airflow, first_runs):
+    """The same intervals with the lake on a real S3 API (moto), its credentials only in the
+    ``aws_default`` Connection: the Delta lake holds the rows the local lake holds, the alerts
+    are the same, and training saves the cluster's model beside the tables."""
+    from s3_server import KEY, SECRET, make_bucket, s3_server
+
+    from l7analytics.adapters.airflow import aws_options
+    from l7analytics.jobs import composition
+
+    client = airflow["client"]
+    before = alerts(client)
+    with s3_server() as endpoint:
+        make_bucket(endpoint, "lake")
+        extra = {"region_name": "us-east-1", "endpoint_url": endpoint}
+        env = {k: v for k, v in airflow["env"].items() if not k.startswith("AWS_")}
+        env["L7_LAKE"] = "s3://lake/dags"
+        env["AIRFLOW_CONN_AWS_DEFAULT"] = json.dumps(
+            {"conn_type": "aws", "login": KEY, "password": SECRET, "extra": extra}
+        )
+        on_s3 = dict(airflow, env=env)
+        for hour in HOURS:
+            proc = dags_test(on_s3, "l7_detection", hour)
+            assert SECRET not in proc.stdout + proc.stderr
+        options = aws_options("s3://lake/dags", KEY, SECRET, extra)
+        lake = composition.open_lake("s3://lake/dags", storage=options)
+        assert lake_rows(lake).equals(first_runs["lake"])
+        assert lake.missing_hours(INTERVALS) == []
+        assert alerts(client) == before  # the same alert ids and contents: nothing new
+        dags_test(on_s3, "l7_training", "2026-11-01T07:00:00+00:00")
+        versions = composition.model_store(lake).versions("l7.unusual_pair")
+        assert [v["training_end"] for v in versions] == ["2026-11-01T07:00:00Z"]
