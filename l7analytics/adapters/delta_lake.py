@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -63,9 +62,10 @@ from l7analytics.adapters.lake import (
     hours_of,
     partition_of,
 )
-from l7analytics.core.arrowutil import rows_in_window
+from l7analytics.core.arrowutil import conform, rows_in_window
 from l7analytics.core.errors import LakeError
 from l7analytics.core.schema import L7_SCHEMA, UNLOGGED_SCHEMA
+from l7analytics.core.settings import cluster_name
 from l7analytics.core.windows import Window, floor_time
 
 #: URI schemes the Delta lake serves (a local path stays the Parquet lake).
@@ -74,8 +74,6 @@ MANIFESTS = "manifests"
 PARTITIONS = ["cluster", "date", "hour"]
 #: The cluster name of a standalone Calico cluster (its indices' ``<cluster>``).
 DEFAULT_CLUSTER = "cluster"
-#: What a cluster name may be (Calico's own rule for index names); it goes into predicates.
-CLUSTER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 DAY = timedelta(days=1)
 #: Data files written at once (an object store's request latency, not the CPU, is the limit).
 FILE_THREADS = 4
@@ -142,17 +140,6 @@ def _with_partition_fields(columns: pa.Schema) -> pa.Schema:
     return pa.schema([*columns, *partitions])
 
 
-def _conform(data: Any, columns: pa.Schema) -> pa.Table:
-    """A batch or table with exactly ``columns`` (missing ones null), in that order."""
-    table = data if isinstance(data, pa.Table) else pa.Table.from_batches([data])
-    arrays = [
-        table.column(f.name).cast(f.type) if f.name in table.column_names
-        else pa.nulls(table.num_rows, f.type)
-        for f in columns
-    ]  # fmt: skip
-    return pa.Table.from_arrays(arrays, schema=columns)
-
-
 def _hour_filter(cluster: str, window: Window) -> Any:
     import pyarrow.dataset as ds
 
@@ -173,11 +160,7 @@ class DeltaLake:
     def __init__(
         self, root: str, options: dict[str, str] | None = None, cluster: str = DEFAULT_CLUSTER
     ) -> None:
-        if not CLUSTER_NAME.fullmatch(cluster):
-            raise LakeError(
-                f"cluster {cluster!r}: lowercase letters, digits, '.', '_' and '-' only"
-            )
-        self.cluster = cluster
+        self.cluster = cluster_name(cluster, "cluster")  # it goes into paths
         #: Where the model store keeps this cluster's models (models serve one cluster).
         self.models_dir = ("models", f"cluster={cluster}")
         self.uri = root.rstrip("/")
@@ -290,6 +273,7 @@ class DeltaLake:
     def _create(self, name: str, columns: pa.Schema) -> Any:
         """An empty table; if another writer created it first, that one."""
         from deltalake import DeltaTable
+        from deltalake.exceptions import DeltaError
 
         try:
             return DeltaTable.create(
@@ -299,7 +283,7 @@ class DeltaLake:
                 partition_by=PARTITIONS,
                 storage_options=self.storage_options,
             )
-        except Exception:  # lost the race to create it: open the winner's
+        except DeltaError:  # lost the race to create it: open the winner's
             if (table := self._table(name)) is None:
                 raise
             return table
@@ -321,7 +305,7 @@ class DeltaLake:
                 if writer is None:
                     stream = self.fs.open_output_stream(path)
                     writer = pq.ParquetWriter(stream, columns, compression="zstd")
-                writer.write_table(_conform(batch, columns))
+                writer.write(conform(batch, columns))
                 rows += batch.num_rows
         finally:
             if writer is not None:
@@ -370,13 +354,15 @@ class DeltaLake:
         hours: list[datetime],
         summary_names: Iterable[str],
         manifests: list[dict[str, Any]],
+        *,
+        staged: bool = False,
     ) -> None:
         """Replace ``hours`` of every table with what the local lake ``source`` holds for
-        them (a writer's staging, or a lake being migrated), the manifests last. A staging
-        lake's files are copied as they are; another lake's are read and written again."""
+        them (a writer's staging, or a lake being migrated), the manifests last. A writer's
+        staging (``staged``) has its files in the tables' columns: they are copied as they
+        are; another lake's are read and written again."""
         if not hours:
             return
-        staged = source.stored is stored_columns
         for name, schema in ((RECORDS, L7_SCHEMA), (UNLOGGED, UNLOGGED_SCHEMA)):
             columns = stored_columns(schema)
             if staged:
@@ -605,7 +591,9 @@ class DeltaLakeWriter:
         manifests = self._writer.commit(extra)
         hours = set(hours_of(self.window)) if self.window is not None else set()
         hours |= {_hour_of(m) for m in manifests}
-        self.lake.publish(self._stage, sorted(hours), list(self.summary_specs), manifests)
+        self.lake.publish(
+            self._stage, sorted(hours), list(self.summary_specs), manifests, staged=True
+        )
         self.committed = manifests
         return manifests
 

@@ -90,7 +90,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from l7analytics import __version__
-from l7analytics.core.arrowutil import rows_in_window
+from l7analytics.core.arrowutil import conform, rows_in_window
 from l7analytics.core.errors import ConfigError, LakeError
 from l7analytics.core.schema import L7_SCHEMA, SCHEMA_VERSION, UNLOGGED_SCHEMA
 from l7analytics.core.summary import SummarySpec
@@ -122,17 +122,6 @@ _PARTITION = re.compile(rf"(?:{RECORDS}|{UNLOGGED})/date=\d{{4}}-\d{{2}}-\d{{2}}
 
 #: name -> what to aggregate per partition; stored as ``_<name>.arrow`` beside the data.
 Summaries = dict[str, SummarySpec]
-
-
-def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """The batch with exactly ``schema``'s columns (a column older files lack reads as null)."""
-    arrays = [
-        batch.column(f.name).cast(f.type)
-        if f.name in batch.schema.names
-        else pa.nulls(batch.num_rows, f.type)
-        for f in schema
-    ]
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def partition_of(moment: datetime) -> tuple[str, str]:
@@ -620,7 +609,7 @@ class ParquetLake:
                         for batch in parquet.iter_batches(batch_size, columns=present):
                             batch = rows_in_window(batch, start, end)
                             if batch.num_rows:
-                                yield _conform(batch, wanted)
+                                yield conform(batch, wanted)
 
         yield from prefetch(batches(), depth=2)
 

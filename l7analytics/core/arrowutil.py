@@ -48,6 +48,20 @@ def map_unique(
 _SECONDS = pa.timestamp("s", tz="UTC")
 
 
+def conform(data: pa.Table | pa.RecordBatch, schema: pa.Schema):
+    """``data`` with exactly ``schema``'s columns, in its order and types; a column it lacks
+    (a file older than the schema) reads as null."""
+    arrays = [
+        data.column(f.name).cast(f.type)
+        if f.name in data.schema.names
+        else pa.nulls(data.num_rows, f.type)
+        for f in schema
+    ]
+    if isinstance(data, pa.Table):
+        return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
 def rows_in_window(data: pa.Table | pa.RecordBatch, start: int, end: int):
     """Rows whose ``end_time`` is in ``[start, end)`` (epoch seconds); unchanged when all are.
 

@@ -499,14 +499,21 @@ def _first_error(exc: ValidationError) -> str:
 _SECRETS = frozenset({"api_key", "password"})
 
 
+def cluster_name(value: object, where: str = "--cluster") -> str:
+    """``value`` if it can name a Calico cluster (it goes into index names and lake
+    partition paths); else one ConfigError line naming ``where``."""
+    if not isinstance(value, str) or not re.fullmatch(_NAME, value):
+        raise ConfigError(
+            f"{where} {shown(value)}: lowercase letters, digits, '.', '_' and '-' only "
+            "(it is part of index names and lake partitions)"
+        )
+    return value
+
+
 def for_cluster(settings: Settings, cluster: str, where: str = "--cluster") -> Settings:
     """``settings`` for one Calico cluster: its L7 index is read and its name goes on the
     alerts and into Calico's events index, as the lake partition it is written to says."""
-    if not isinstance(cluster, str) or not re.fullmatch(_NAME, cluster):
-        raise ConfigError(
-            f"{where} {shown(cluster)}: lowercase letters, digits, '.', '_' and '-' only "
-            "(it is part of index names and lake partitions)"
-        )
+    cluster = cluster_name(cluster, where)
     es = settings.elasticsearch
     return settings.model_copy(
         update={

@@ -31,6 +31,11 @@ def settings_for(config_path: str | None, cluster: str | None = None) -> Setting
     return for_cluster(settings, cluster, "cluster") if cluster else settings
 
 
+def _lake(lake: str, storage: dict[str, str] | None, cluster: str | None) -> Any:
+    """The lake at ``lake`` for ``cluster`` (empty: the default one)."""
+    return composition.open_lake(lake, storage=storage, cluster=cluster or None)
+
+
 def plan_extraction(
     start: str, end: str, config_path: str | None, cluster: str | None = None
 ) -> list[dict[str, str]]:
@@ -58,7 +63,7 @@ def extract_window(
     settings = settings_for(config_path, cluster)
     window = Window.parse(start, end)
     source = composition.es_source(settings, es)
-    parquet = composition.open_lake(lake, storage=lake_storage, cluster=cluster or None)
+    parquet = _lake(lake, lake_storage, cluster)
     quarantine = composition.quarantine(composition.quarantine_path(lake, window))
     result = extract(source, parquet, window, quarantine, run_mode=run_mode)
     return {
@@ -88,7 +93,7 @@ def score_window(
     from l7analytics.jobs.pipeline import score
 
     settings = settings_for(config_path, cluster)
-    parquet = composition.open_lake(lake, storage=lake_storage, cluster=cluster or None)
+    parquet = _lake(lake, lake_storage, cluster)
     sinks = composition.es_sinks(settings, es)
     result = score(
         parquet,
@@ -130,7 +135,7 @@ def train_model(
     from l7analytics.jobs.pipeline import train
 
     settings = settings_for(config_path, cluster)
-    parquet = composition.open_lake(lake, storage=lake_storage, cluster=cluster or None)
+    parquet = _lake(lake, lake_storage, cluster)
     results = train(
         parquet,
         Window.parse(start, end),

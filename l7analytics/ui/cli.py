@@ -771,18 +771,13 @@ def _alerts_plot(alerts: list, path: Path, window: Window) -> str:
 
 
 def cmd_load_es(args: argparse.Namespace) -> int:
-    import re
-
     from l7analytics.adapters.elasticsearch.loader import load_documents
+    from l7analytics.core.settings import cluster_name
     from l7analytics.jobs.composition import es_client
     from l7analytics.ui.report import console
 
     settings = _settings(args)
-    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", args.cluster):
-        raise ConfigError(
-            f"--cluster {args.cluster!r}: lowercase letters, digits, '.', '_' and '-' only "
-            "(it is part of index names)"
-        )
+    cluster_name(args.cluster)
     warnings: list[str] = []
     inputs = _inputs(args.input, warnings)
     client, host = es_client(settings)
@@ -824,7 +819,7 @@ def cmd_kibana_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_lake(args: argparse.Namespace) -> int:
-    from l7analytics.core.settings import Settings, for_cluster, format_duration
+    from l7analytics.core.settings import cluster_name, format_duration
     from l7analytics.jobs import composition
     from l7analytics.jobs.pipeline import LAKE_SUMMARIES
     from l7analytics.ui.report import console
@@ -846,7 +841,7 @@ def cmd_lake(args: argparse.Namespace) -> int:
         console.print(f"kept the versions of the last {format_duration(retention)}")
         return 0
     if args.cluster is not None:
-        for_cluster(Settings(), args.cluster)  # checks the name
+        cluster_name(args.cluster)
     source = composition.open_lake(args.source, existing=True, flag="--from")
     target = composition.open_lake(args.lake, flag="--lake", cluster=args.cluster)
     if not hasattr(target, "migrate_from") or hasattr(source, "migrate_from"):
