@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ from l7analytics.adapters.files import read_alerts
 from l7analytics.core.windows import Window
 from l7analytics.evaluation.synth import write_dataset
 from l7analytics.jobs import composition
+from l7analytics.jobs.pipeline import extract
 from l7analytics.ui.cli import main
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
@@ -278,3 +281,73 @@ def test_clusters_share_a_lake_each_in_its_own_partitions(logs, s3, tmp_path, ca
     assert "local lake holds the cluster 'cluster' only" in capsys.readouterr().err
     assert main(["extract", "--input", str(half), "--lake", uri, "--cluster", "EU 1", *q]) == 2
     assert "--cluster 'EU 1': lowercase letters" in capsys.readouterr().err
+
+
+def test_hostile_documents_on_s3_are_stored_as_written_or_quarantined(s3, tmp_path, capsys):
+    """Markup, format strings, path separators and a forged ``cluster`` in the documents,
+    beside invalid UTF-8 and numbers past int64: the good ones are stored exactly, the bad
+    ones quarantined with their reason, no value reaches an object key, and score runs."""
+    import boto3
+    import orjson
+    from s3_server import KEY, REGION, SECRET
+
+    t0 = int(START.timestamp()) + 11 * 3600
+    hostile = ["[link=file:///etc/passwd]x[/link]", "%s%n{0}", "$(id)", "../../../etc/passwd",
+               "a/\u202e/evil", "cluster=evil/date=1970-01-01/hour=0"]  # fmt: skip
+    docs = [
+        {"end_time": t0, "count": 1, "url": f"web/{h}", "user_agent": h, "host": h,
+         "src_name_aggr": h, "cluster": h, "response_code": "200"}
+        for h in hostile
+    ]  # fmt: skip
+    data = b"".join(orjson.dumps(d) + b"\n" for d in docs)
+    data += b'{"end_time":%d,"count":1,"url":"web/a\xff"}\n' % t0
+    data += b'{"end_time":%d,"count":9223372036854775808,"url":"web/b"}\n' % t0
+    data += b'{"end_time":99999999999999999999,"count":1,"url":"web/c"}\n'
+    data += b"[/]\n"
+    (tmp_path / "in.ndjson").write_bytes(data)
+    uri, quarantine = "s3://lake/l7h", tmp_path / "q.ndjson"
+    args = ["--lake", uri, "--start", "2026-11-01", "--end", "2026-11-02"]
+    assert main(["extract", "--input", str(tmp_path / "in.ndjson"), *args,
+                 "--quarantine", str(quarantine)]) == 0  # fmt: skip
+    lake = composition.open_lake(uri)
+    stored = lake.read_table(DAYS[0], ["url", "user_agent", "host", "cluster"]).to_pylist()
+    assert sorted(r["user_agent"] for r in stored) == sorted(hostile)
+    assert {r["url"] for r in stored} == {f"web/{h}" for h in hostile}
+    assert {r["cluster"] for r in stored} == {"cluster"}  # the run's, not the document's
+    lines = [json.loads(line) for line in quarantine.read_text("utf-8").splitlines()]
+    assert len(lines) == 4 and all(line["reason"] for line in lines)
+    client = boto3.client("s3", endpoint_url=s3, aws_access_key_id=KEY,
+                          aws_secret_access_key=SECRET, region_name=REGION)  # fmt: skip
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="lake", Prefix="l7h/")["Contents"]]
+    parts = {k.split("/")[2] for k in keys if k.startswith("l7h/l7/") and "_delta_log" not in k}
+    assert parts == {"cluster=cluster"}
+    assert not [k for k in keys if "evil" in k or "passwd" in k or ".." in k]
+    capsys.readouterr()
+    code = main(["score", *args, "--alerts", str(tmp_path / "a.ndjson")])
+    assert code == 0 and "Traceback" not in capsys.readouterr().err
+    (alert,) = read_alerts(tmp_path / "a.ndjson")  # the traversal attempt, shown as written
+    assert alert["origin"] == "l7.restricted_url" and "/../../../etc/passwd" in alert["description"]
+
+
+def test_maintain_deletes_the_files_of_a_commit_that_never_happened(logs, tmp_path):
+    """A writer killed after writing its data files and before its commit leaves files the
+    log does not name: readers never see them, and ``maintain`` deletes them once they are
+    older than the retention (a writer still at work is younger). A ``file://`` Delta table,
+    so the file's age can be set."""
+    lake = DeltaLake(f"file://{tmp_path}/lake", {})
+    window = Window(START, START + timedelta(hours=6))
+    source = composition.file_source([str(logs)])
+    quarantine = composition.quarantine(tmp_path / "q.ndjson")
+    extract(source, lake, window, quarantine)
+    rows = lake.count_rows(window)
+    partition = next((tmp_path / "lake/l7/cluster=cluster").glob("date=*/hour=3"))
+    old, young = partition / "part-killed-old.parquet", partition / "part-killed-new.parquet"
+    for orphan in (old, young):
+        shutil.copyfile(next(partition.glob("part-*.parquet")), orphan)
+    hours_ago = datetime.now(UTC).timestamp() - 3 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    assert lake.count_rows(window) == rows  # not in the log: not read
+    done = lake.maintain(retention_hours=1)
+    assert done["l7"]["vacuumed_files"] == 1
+    assert not old.exists() and young.exists()
+    assert lake.count_rows(window) == rows

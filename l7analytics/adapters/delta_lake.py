@@ -533,14 +533,18 @@ class DeltaLake:
     ) -> dict[str, Any]:
         """Compact small files and vacuum versions older than ``retention_hours``, in every
         table (the summaries' too: they are rewritten as often as the records), for every
-        cluster: vacuum is per table."""
+        cluster: vacuum is per table. The vacuum is ``full``: it also deletes data files the
+        log never named (a writer killed before its commit) once they are that old; without
+        it delta-rs looks only at files removed by a commit."""
         done: dict[str, Any] = {}
         for name in (RECORDS, UNLOGGED, MANIFESTS, *(f"summaries/{n}" for n in summary_names)):
             table = self._table(name)
             if table is None:
                 continue
             metrics = table.optimize.compact()
-            removed = table.vacuum(retention_hours, dry_run=False, enforce_retention_duration=False)
+            removed = table.vacuum(
+                retention_hours, dry_run=False, enforce_retention_duration=False, full=True
+            )
             compacted = (
                 f"{metrics.get('numFilesRemoved', 0)} files compacted into "
                 f"{metrics.get('numFilesAdded', 0)}"
