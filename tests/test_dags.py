@@ -47,7 +47,13 @@ def test_windows_come_from_real_data_intervals(dagbag):
         assert isinstance(dag.timetable, CronDataIntervalTimetable)
         assert dag.catchup is False
     detection = bag.dags["l7_detection"]
-    assert [t.task_id for t in detection.topological_sort()] == ["plan", "extract", "score"]
+    assert [t.task_id for t in detection.topological_sort()] == [
+        "plan",
+        "wait_for_logs",
+        "extract",
+        "by_cluster",
+        "score",
+    ]
     assert detection.default_args["retries"] >= 1
 
 

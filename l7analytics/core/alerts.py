@@ -50,6 +50,17 @@ def alert_id(detector: str, entity: str, window_start: datetime) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def of_cluster(alerts: Iterable[Alert], cluster: str) -> list[Alert]:
+    """``alerts`` with ids of ``cluster``'s own, for settings that list several clusters: they
+    share the alerts index, and two clusters that run the same workloads would otherwise
+    write over each other's alerts. (A single cluster keeps :func:`alert_id`'s ids, so its
+    stored alerts stay the ones a re-run updates.)"""
+    return [
+        replace(a, id=hashlib.sha256(f"{cluster}\x1f{a.id}".encode()).hexdigest()[:32])
+        for a in alerts
+    ]
+
+
 def severity_band(severity: int) -> str:
     """The band Calico's UI shows for a 0-100 severity."""
     if severity >= 90:

@@ -415,10 +415,36 @@ class EsConnectionConfig(_Strict):
         return hosts
 
 
+class ClusterConfig(_Strict):
+    """One Calico cluster of several (multi-cluster management keeps one index family per
+    managed cluster); what is not given comes from ``source`` and ``connection``."""
+
+    name: str = Field(pattern=_NAME)
+    #: its L7 index pattern; ``None``: ``source.index`` for this cluster
+    #: (``tigera_secure_ee_l7.<name>.*``, or ``calico_l7logs*`` filtered on it)
+    index: str | None = None
+    single_index: bool | None = None
+    #: its own Elasticsearch (``None``: ``elasticsearch.connection``)
+    connection: EsConnectionConfig | None = None
+    #: in Airflow, its own Connection id (``None``: the DAG's ``es_conn_id``)
+    airflow_conn_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class ElasticsearchConfig(_Strict):
     connection: EsConnectionConfig = EsConnectionConfig()
     source: EsSourceConfig = EsSourceConfig()
     alerts: EsAlertsConfig = EsAlertsConfig()
+    #: the Calico clusters to read, each on its own (``[]``: the one ``source`` names)
+    clusters: list[ClusterConfig] = []
+
+    @field_validator("clusters")
+    @classmethod
+    def _unique(cls, clusters: list[ClusterConfig]) -> list[ClusterConfig]:
+        names = [c.name for c in clusters]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"cluster {twice[0]!r} is listed twice")
+        return clusters
 
 
 #: What turns suppression off (besides a zero duration).
@@ -511,17 +537,33 @@ def cluster_name(value: object, where: str = "--cluster") -> str:
 
 
 def for_cluster(settings: Settings, cluster: str, where: str = "--cluster") -> Settings:
-    """``settings`` for one Calico cluster: its L7 index is read and its name goes on the
-    alerts and into Calico's events index, as the lake partition it is written to says."""
+    """``settings`` for one Calico cluster: its L7 index is read (and its own connection used,
+    when ``elasticsearch.clusters`` gives one), and its name goes on the alerts and into
+    Calico's events index, as the lake partition it is written to says. When clusters are
+    listed, ``cluster`` must be one of them."""
     cluster = cluster_name(cluster, where)
     es = settings.elasticsearch
-    return settings.model_copy(
-        update={
-            "elasticsearch": es.model_copy(
-                update={
-                    "source": es.source.model_copy(update={"cluster": cluster}),
-                    "alerts": es.alerts.model_copy(update={"cluster": cluster}),
-                }
-            )
-        }
-    )
+    listed = {c.name: c for c in es.clusters}
+    if listed and cluster not in listed:
+        raise ConfigError(
+            f"{where} {cluster}: not one of the clusters in the settings "
+            f"({', '.join(sorted(listed))})"
+        )
+    source = {"cluster": cluster}
+    update: dict[str, Any] = {"alerts": es.alerts.model_copy(update={"cluster": cluster})}
+    own = listed.get(cluster)
+    if own is not None:
+        if own.index is not None:
+            source["index"] = own.index
+        if own.single_index is not None:
+            source["single_index"] = own.single_index
+        if own.connection is not None:
+            update["connection"] = own.connection
+    update["source"] = es.source.model_copy(update=source)
+    return settings.model_copy(update={"elasticsearch": es.model_copy(update=update)})
+
+
+def cluster_names(settings: Settings) -> list[str]:
+    """The clusters a scheduled run reads: those listed, else ``[]`` (the one the settings'
+    ``source`` reads, unnamed)."""
+    return [c.name for c in settings.elasticsearch.clusters]

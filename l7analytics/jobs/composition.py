@@ -31,9 +31,11 @@ if TYPE_CHECKING:
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.adapters.model_store import LakeModelStore
     from l7analytics.adapters.ndjson_source import NdjsonSource
+    from l7analytics.adapters.parts import LakeParts
 
 __all__ = [
     "alert_file",
+    "check_lake_holds",
     "es_client",
     "es_connection",
     "es_sinks",
@@ -42,12 +44,27 @@ __all__ = [
     "load_job_settings",
     "model_store",
     "open_lake",
+    "parts",
     "quarantine",
     "quarantine_path",
 ]
 
 
 # -- the lake and the model store --------------------------------------------------------------
+def check_lake_holds(root: str, cluster: str | None, flag: str = "lake") -> None:
+    """A lake at ``root`` can hold ``cluster``'s partitions (touches nothing): one on object
+    storage holds any number of clusters, a local one the default cluster only."""
+    from l7analytics.adapters.delta_lake import is_object_store
+    from l7analytics.adapters.lake import ParquetLake
+
+    if cluster in (None, "", ParquetLake.cluster) or is_object_store(os.fspath(root)):
+        return
+    raise ConfigError(
+        f"--cluster {cluster}: a local lake holds the cluster '{ParquetLake.cluster}' only; "
+        f"give each cluster its own {flag}, or put the lake on object storage (s3://...)"
+    )
+
+
 def open_lake(
     root: str | os.PathLike[str],
     *,
@@ -74,11 +91,7 @@ def open_lake(
         raise ConfigError(f"{flag}: give a directory or a URI")
     if is_object_store(root):  # no rename there: Delta tables, one atomic commit a write
         return DeltaLake(root, storage, cluster or ParquetLake.cluster)
-    if cluster not in (None, ParquetLake.cluster):
-        raise ConfigError(
-            f"--cluster {cluster}: a local lake holds the cluster '{ParquetLake.cluster}' only; "
-            f"give each cluster its own {flag}, or put the lake on object storage (s3://...)"
-        )
+    check_lake_holds(root, cluster, flag)
     if "://" in root:
         try:
             return ParquetLake(root)
@@ -91,6 +104,13 @@ def open_lake(
     if writes:
         check_writable_dir(root, flag)
     return ParquetLake(root)
+
+
+def parts(lake: ParquetLake | DeltaLake) -> LakeParts:
+    """Where a large scoring window's hours leave their partial summaries: beside the lake."""
+    from l7analytics.adapters.parts import LakeParts
+
+    return LakeParts(lake)
 
 
 def model_store(lake: ParquetLake | DeltaLake) -> LakeModelStore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from l7analytics.core.alerts import Alert, suppress
+from l7analytics.core.alerts import Alert, of_cluster, suppress
 from l7analytics.core.arrowutil import rows_in_window
 from l7analytics.core.errors import ConfigError, L7AnalyticsError, LakeError, ModelError
 from l7analytics.core.incidents import correlate
@@ -39,6 +39,8 @@ LAKE_SUMMARIES = {"pairs": HISTORY}
 _COMBINE_ROWS = 2_000_000
 
 Progress = Callable[[int], None]
+#: A large window's parts as a PartStore loads them: hour -> (detector -> summary, meta).
+PartsOfWindow = Mapping[str, tuple[Mapping[str, pa.Table], Mapping[str, Any]]]
 
 
 @dataclass
@@ -170,6 +172,69 @@ def summarize_window(
     return WindowSummary(summaries, dict(allowlisted), rows)
 
 
+# -- scoring a large window as a map/reduce --------------------------------------------------
+#: A large window's map step summarizes one hour: a lake partition.
+HOUR = timedelta(hours=1)
+
+
+def part_name(window: Window) -> str:
+    """The name of a scoring window or one of its hours in a :class:`PartStore`."""
+    return f"{window.start:%Y%m%dT%H%M}-{window.end:%Y%m%dT%H%M}"
+
+
+def summarize_part(
+    lake: Lake, hour: Window, settings: Settings, detectors: Sequence[Detector] | None = None
+) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+    """The map step of scoring a large window: one hour's partial summaries (every detector's
+    ``summarize``, allowlist applied) and what they were made from (the hour's manifests), so
+    that the reduce step can tell a part made before the hour was extracted again."""
+    detectors = list(detectors) if detectors is not None else build_detectors(settings)
+    summary = summarize_window(lake, hour, detectors, settings)
+    meta = {"rows": summary.rows, "allowlisted": summary.allowlisted,
+            "made_from": _made_from(lake, hour)}  # fmt: skip
+    return summary.summaries, meta
+
+
+def _made_from(lake: Lake, hour: Window) -> list[list[str]]:
+    return sorted([str(m.get("run_id")), str(m.get("written_at"))] for m in lake.manifests(hour))
+
+
+def summary_from_parts(
+    lake: Lake,
+    window: Window,
+    detectors: Sequence[Detector],
+    settings: Settings,
+    parts: PartsOfWindow,
+    progress: Progress | None = None,
+) -> WindowSummary:
+    """The reduce step's input: every hour's part, combined per detector (``combine``); an
+    hour without a part, or whose part was made from an older extraction of it, is
+    summarized here instead. Equal to :func:`summarize_window` over the whole window."""
+    pieces = []
+    for hour in window.split(HOUR):
+        found = parts.get(part_name(hour))
+        if found is not None and _usable(found, detectors, lake, hour):
+            tables, meta = found
+            pieces.append(WindowSummary(dict(tables), dict(meta["allowlisted"]), meta["rows"]))
+            if progress is not None:
+                progress(meta["rows"])
+        else:
+            pieces.append(summarize_window(lake, hour, detectors, settings, progress))
+    allowlisted: dict[str, int] = defaultdict(int)
+    for piece in pieces:
+        for detector_id, n in piece.allowlisted.items():
+            allowlisted[detector_id] += n
+    summaries = {d.id: d.combine([p.summaries[d.id] for p in pieces]) for d in detectors}
+    return WindowSummary(summaries, dict(allowlisted), sum(p.rows for p in pieces))
+
+
+def _usable(part: tuple[dict, dict], detectors: Sequence[Detector], lake: Lake, hour: Window):
+    tables, meta = part
+    return {d.id for d in detectors} <= set(tables) and meta.get("made_from") == _made_from(
+        lake, hour
+    )
+
+
 def read_history(lake: Lake, window: Window, history: timedelta) -> pa.Table:
     """Per-pair first/last seen over ``history`` before ``window`` (from partition summaries)."""
     return combine_history(lake.summaries(Window(window.start - history, window.start), "pairs"))
@@ -259,8 +324,11 @@ def score(
     run_mode: str = "scheduled",
     detectors: Sequence[Detector] | None = None,
     progress: Progress | None = None,
+    parts: PartsOfWindow | None = None,
 ) -> ScoreResult:
     """Run the detectors over ``window`` of the lake and write the alerts to every sink.
+    ``parts``: the hours' partial summaries from a map step (:func:`summarize_part`), so this
+    is the reduce step: ``combine`` and ``detect``.
 
     An interrupted commit is recovered first. A window the lake holds no partition of at all
     (a wrong ``--lake``, nothing extracted yet) is an error and no sink is touched: empty
@@ -281,7 +349,10 @@ def score(
         )
     detectors = list(detectors) if detectors is not None else build_detectors(settings)
     result = ScoreResult(window, missing_hours=[iso(h) for h in missing])
-    summary = summarize_window(lake, window, detectors, settings, progress)
+    if parts is None:
+        summary = summarize_window(lake, window, detectors, settings, progress)
+    else:
+        summary = summary_from_parts(lake, window, detectors, settings, parts, progress)
     result.records = summary.rows
     unlogged = lake.read_table(window, dataset="unlogged")
     alerts: list[Alert] = []
@@ -312,6 +383,8 @@ def score(
     result.alerts = correlate(
         suppress(alerts, settings.suppression), settings.suppression or settings.window
     )
+    if settings.elasticsearch.clusters:  # several clusters, one alerts index
+        result.alerts = of_cluster(result.alerts, settings.elasticsearch.alerts.cluster)
     for detector_id, outcome in result.outcomes.items():  # counted as written: incidents it is in
         outcome.alerts = sum(detector_id in a.detectors for a in result.alerts)
     for sink in sinks:

@@ -125,3 +125,17 @@ class Lake(Protocol):
         """Finish or undo what an interrupted commit left (see ``adapters.lake``)."""
 
     def missing_hours(self, window: Window) -> list: ...
+
+    def manifests(self, window: Window, dataset: str = "l7") -> list[dict]: ...
+
+
+class PartStore(Protocol):
+    """Where the map step of a large scoring window leaves each hour's partial summaries
+    for the reduce step (``adapters.parts.LakeParts``: beside the lake, so every worker of
+    a cluster of machines sees them). ``scope`` names the scoring window; ``part`` the hour."""
+
+    def save(self, scope: str, part: str, summaries: dict[str, pa.Table], meta: dict) -> None: ...
+
+    def load(self, scope: str) -> dict[str, tuple[dict[str, pa.Table], dict]]: ...
+
+    def clear(self, scope: str) -> None: ...

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from l7analytics.core.settings import Settings, for_cluster
-from l7analytics.core.windows import Window, iso
+from l7analytics.core.windows import Window, iso, parse_time
 from l7analytics.jobs import composition
 
 if TYPE_CHECKING:
@@ -37,13 +37,72 @@ def _lake(lake: str, storage: dict[str, str] | None, cluster: str | None) -> Any
 
 
 def plan_extraction(
-    start: str, end: str, config_path: str | None, cluster: str | None = None
+    start: str,
+    end: str,
+    config_path: str | None,
+    cluster: str | None = None,
+    lake: str | None = None,
+    map_reduce_hours: int = 6,
 ) -> list[dict[str, str]]:
-    """Validate the settings and split the interval into hour windows, one extraction task
-    each (a lake partition is an hour, and each partition is written by exactly one task)."""
-    settings_for(config_path, cluster)
+    """Validate the settings and split the interval into one extraction task per cluster and
+    hour (a lake partition is a cluster's hour, and each is written by exactly one task):
+    ``cluster`` (``""``: the one the settings' ``source`` names), ``es_conn_id`` (the cluster's
+    own Airflow Connection, or ``""``), ``start``, ``end``, ``part_scope``. ``cluster`` picks
+    one cluster; ``None``: every cluster the settings list.
+
+    An interval of ``map_reduce_hours`` or more is scored as a map/reduce: each extraction
+    task also summarizes its hour for the detectors (the map step, spread over the workers)
+    under ``part_scope``, and scoring combines the parts and detects (the reduce step). A
+    shorter one (``part_scope`` empty) is scored by one task reading its records."""
+    settings = settings_for(config_path)
+    listed = {c.name: c for c in settings.elasticsearch.clusters}
+    names = [cluster] if cluster else list(listed) or [""]
+    for name in names:
+        if name:
+            settings_for(config_path, name)  # a name the settings do not list fails here
+        if lake is not None:
+            composition.check_lake_holds(lake, name)  # several need a lake on object storage
+    from l7analytics.jobs.pipeline import part_name
+
     window = Window.parse(start, end)
-    return [{"start": iso(w.start), "end": iso(w.end)} for w in window.split(HOUR)]
+    hours = list(window.split(HOUR))
+    scope = part_name(window) if len(hours) >= map_reduce_hours else ""
+    return [
+        {
+            "cluster": name,
+            "es_conn_id": (listed[name].airflow_conn_id or "") if name in listed else "",
+            "start": iso(w.start),
+            "end": iso(w.end),
+            "part_scope": scope,
+        }
+        for name in names
+        for w in hours
+    ]
+
+
+def ready_at(end: str, config_path: str | None) -> str:
+    """When Calico has shipped the logs of a window ending at ``end``: its end plus
+    ``read_delay``. The orchestrator waits for it without holding a worker."""
+    settings = settings_for(config_path)
+    return iso(parse_time(end, name="end") + settings.elasticsearch.source.read_delay)
+
+
+def by_cluster(windows: list[dict[str, str]], extracted: list[dict[str, Any]]) -> list[dict]:
+    """One scoring task per cluster: its name, its connection and what was extracted for it
+    (``windows`` as :func:`plan_extraction` made them, ``extracted`` in the same order)."""
+    clusters: dict[str, dict[str, Any]] = {}
+    for window, summary in zip(windows, extracted, strict=True):
+        entry = clusters.setdefault(
+            window["cluster"],
+            {
+                "cluster": window["cluster"],
+                "es_conn_id": window["es_conn_id"],
+                "part_scope": window.get("part_scope", ""),
+                "records": 0,
+            },
+        )
+        entry["records"] += summary.get("records", 0)
+    return list(clusters.values())
 
 
 def extract_window(
@@ -56,16 +115,23 @@ def extract_window(
     run_mode: str = "scheduled",
     lake_storage: dict[str, str] | None = None,
     cluster: str | None = None,
+    part_scope: str = "",
 ) -> dict[str, Any]:
-    """Read one window from Elasticsearch into the lake (partitions replaced whole)."""
-    from l7analytics.jobs.pipeline import extract
+    """Read one window from Elasticsearch into the lake (partitions replaced whole); with a
+    ``part_scope``, also the map step of scoring it (:func:`plan_extraction`). The
+    orchestrator has waited for ``ready_at`` (:func:`plan_extraction`): a window that Calico
+    may still be writing fails (and is retried), it never holds a worker while it waits."""
+    from l7analytics.jobs.pipeline import extract, part_name, summarize_part
 
     settings = settings_for(config_path, cluster)
     window = Window.parse(start, end)
-    source = composition.es_source(settings, es)
+    source = composition.es_source(settings, es, wait=False)
     parquet = _lake(lake, lake_storage, cluster)
     quarantine = composition.quarantine(composition.quarantine_path(lake, window))
     result = extract(source, parquet, window, quarantine, run_mode=run_mode)
+    if part_scope:
+        summaries, meta = summarize_part(parquet, window, settings)
+        composition.parts(parquet).save(part_scope, part_name(window), summaries, meta)
     return {
         "window": [start, end],
         "documents": result.documents,
@@ -87,14 +153,18 @@ def score_window(
     run_mode: str = "scheduled",
     lake_storage: dict[str, str] | None = None,
     cluster: str | None = None,
+    part_scope: str = "",
 ) -> dict[str, Any]:
-    """Run the detectors over the window of the lake and publish to Elasticsearch."""
+    """Run the detectors over the window of the lake and publish to Elasticsearch; with a
+    ``part_scope``, as the reduce step over the hours' parts, deleted once published."""
     from l7analytics.core.errors import L7AnalyticsError
     from l7analytics.jobs.pipeline import score
 
     settings = settings_for(config_path, cluster)
     parquet = _lake(lake, lake_storage, cluster)
     sinks = composition.es_sinks(settings, es)
+    parts = composition.parts(parquet) if part_scope else None
+    loaded = parts.load(part_scope) if parts is not None else None
     result = score(
         parquet,
         Window.parse(start, end),
@@ -102,16 +172,20 @@ def score_window(
         sinks,
         composition.model_store(parquet),
         run_mode=run_mode,
+        parts=loaded,
     )
     if result.failed:
         failed = {d: result.outcomes[d].message for d in result.failed}
         raise L7AnalyticsError(f"detectors failed: {failed}")
+    if parts is not None:
+        parts.clear(part_scope)
     return {
         "window": [start, end],
         "records": result.records,
         "alerts": len(result.alerts),
         "alert_ids": sorted(a.id for a in result.alerts),
         "missing_hours": result.missing_hours,
+        "parts": len(loaded) if loaded is not None else 0,
         "traffic_shifts": result.shifts,
         "written": result.written,
         "outcomes": {

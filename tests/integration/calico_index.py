@@ -31,8 +31,11 @@ def install_template(client) -> None:
     client.indices.put_index_template(name="tigera_secure_ee_l7", **calico_l7_template())
 
 
-def index_docs(client, docs: Iterable[dict], indices: int = 2, refresh: bool = True) -> int:
-    """Bulk-index ``docs`` spread over ``indices`` rollover-style indices; returns the count."""
+def index_docs(
+    client, docs: Iterable[dict], indices: int = 2, refresh: bool = True, rollover: str = ROLLOVER
+) -> int:
+    """Bulk-index ``docs`` spread over ``indices`` rollover-style indices (``rollover``: their
+    names, another cluster's for a second cluster); returns the count."""
     docs = list(docs)
     install_template(client)
     per = -(-len(docs) // indices)
@@ -40,7 +43,7 @@ def index_docs(client, docs: Iterable[dict], indices: int = 2, refresh: bool = T
         chunk = docs[n * per : (n + 1) * per]
         operations: list[dict] = []
         for doc in chunk:
-            operations += [{"index": {"_index": ROLLOVER.format(n + 1)}}, doc]
+            operations += [{"index": {"_index": rollover.format(n + 1)}}, doc]
         for start in range(0, len(operations), 10_000):
             response = client.bulk(operations=operations[start : start + 10_000])
             assert not response["errors"], response["items"][:3]

@@ -1,0 +1,311 @@
+"""Benchmark: the same scheduler-driven backfill on 1 and on 2 Celery workers.
+
+Starts the distributed stack of ``scripts/celery_stack.py`` (PostgreSQL, Redis, scheduler,
+dag-processor, api-server, triggerer, N Celery workers of 2 slots each), a real S3 API
+(moto) for the lake and a real Elasticsearch 8.19 holding ``--hours`` of generated Calico
+traffic, then runs ``airflow backfill create`` over those hours for each worker count, each on
+a fresh stack and a fresh lake prefix. Prints, per worker count, the wall time from the
+backfill's creation to its last run's end and documents/s; then where the time went (the
+tasks' own seconds, summed by task, against the slots' capacity), and a paper projection for
+N workers against a Calico cluster at its log cap (1,500 documents per node per 5 minutes:
+108M documents a day for 250 nodes).
+
+``--json`` prints one JSON object per line instead: per worker count ``stage``
+(``backfill-<N>w``), ``records``, ``seconds``, ``rate``, ``peak_rss_mb`` (the stack's summed
+RSS, sampled each second), ``task_seconds`` (by task), ``slot_use``; then one object per
+projected worker count (``stage`` ``projection-<N>w``).
+
+Reproduce::
+
+    .venv/bin/python benchmarks/bench_scale.py --hours 12 --scale 2
+    L7_ES_URL=http://127.0.0.1:9200 .venv/bin/python benchmarks/bench_scale.py --json
+
+On a 2-core machine every worker, the scheduler, Elasticsearch and the S3 server share the same
+two cores, so a second worker can only use what the first leaves idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in ("scripts", "tests", "tests/integration", "benchmarks"):
+    sys.path.insert(0, str(ROOT / extra))
+
+from bench_es import DAY, load, start_server  # noqa: E402
+from celery_stack import CeleryStack  # noqa: E402
+from s3_server import KEY, SECRET, make_bucket, s3_server  # noqa: E402
+
+#: Calico's cap: documents per node per 5 minutes; a 250-node cluster's day.
+CAP_PER_NODE_5M, NODES = 1500, 250
+DAY_DOCUMENTS = CAP_PER_NODE_5M * 12 * 24 * NODES
+SLOTS_PER_WORKER = 2
+SETTINGS = """\
+elasticsearch:
+  source:
+    read_delay: 0s
+  alerts:
+    index: l7-bench-scale-{workers}w
+  clusters:
+    - name: bench
+"""
+
+
+def rss_of_tree(pids: list[int]) -> float:
+    """Summed RSS (MB) of ``pids`` and all their descendants."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,rss="], capture_output=True, text=True)
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for line in out.stdout.splitlines():
+        pid, ppid, kb = (int(x) for x in line.split())
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = kb
+    total, todo, seen = 0, list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total / 1024
+
+
+def run_backfill(workers: int, hours: int, es_url: str, endpoint: str, work: Path) -> dict:
+    """One fresh stack with ``workers`` workers; the backfill's wall time and task seconds."""
+    config = work / f"settings-{workers}w.yaml"
+    config.write_text(SETTINGS.format(workers=workers))
+    host, port = es_url.split("//")[1].split(":")
+    es = {"conn_type": "elasticsearch", "host": host, "port": int(port), "schema": "http"}
+    extra = {"region_name": "us-east-1", "endpoint_url": endpoint}
+    aws = {"conn_type": "aws", "login": KEY, "password": SECRET, "extra": extra}
+    env = {
+        "AIRFLOW_CONN_L7_ELASTICSEARCH": json.dumps(es),
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
+        "L7_CONFIG": str(config),
+        "L7_LAKE": f"s3://lake/scale-{workers}w",
+        "L7_QUARANTINE_DIR": str(work / "quarantine"),
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+    }
+    with CeleryStack(work / f"stack-{workers}w", workers=workers, env=env) as stack:
+        _wait_parsed(stack)
+        stack.airflow("dags", "unpause", "l7_detection")
+        first, last = DAY, DAY + timedelta(hours=hours - 1)
+        peak = [0.0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                pids = [*stack.processes_pids(), stack.redis["pid"], stack.postgres["pid"]]
+                peak[0] = max(peak[0], rss_of_tree(pids))
+                stop.wait(1)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.monotonic()
+        stack.airflow(
+            "backfill",
+            "create",
+            "--dag-id",
+            "l7_detection",
+            "--from-date",
+            first.isoformat(),
+            "--to-date",
+            last.isoformat(),
+            "--reprocess-behavior",
+            "failed",
+            "--max-active-runs",
+            "16",
+        )
+        states = _wait_done(stack)
+        seconds = time.monotonic() - started
+        stop.set()
+        sampler.join()
+        rows = stack.query(
+            "SELECT task_id, sum(extract(epoch FROM end_date - start_date)), count(*) "
+            "FROM task_instance WHERE dag_id = 'l7_detection' GROUP BY task_id"
+        )
+        fixed = stack.query(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
+            "end_date - start_date)) FROM task_instance WHERE task_id = 'plan'"
+        )
+        extracted = stack.query(
+            "SELECT sum((value::text)::bigint) FROM xcom WHERE task_id = 'extract' "
+            "AND key = 'documents'"
+        )
+    return {
+        "workers": workers,
+        "states": states,
+        "seconds": seconds,
+        "peak_rss_mb": peak[0],
+        "task_seconds": {task: round(float(s or 0), 2) for task, s, _ in rows},
+        "tasks": {task: n for task, _, n in rows},
+        "records": int(extracted[0][0] or 0),
+        "fixed_task_s": float(fixed[0][0] or 0),
+    }
+
+
+def _wait_parsed(stack: CeleryStack, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.query("SELECT count(*) FROM serialized_dag WHERE dag_id = 'l7_detection'")[0][0]:
+            return
+        time.sleep(1)
+    raise SystemExit("l7_detection was not parsed in time")
+
+
+def _wait_done(stack: CeleryStack, timeout: float = 3600) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = stack.query("SELECT completed_at FROM backfill ORDER BY id DESC LIMIT 1")
+        if done and done[0][0]:
+            rows = stack.query("SELECT state, count(*) FROM dag_run GROUP BY state")
+            return {state: n for state, n in rows}
+        time.sleep(1)
+    raise SystemExit("the backfill did not finish in time")
+
+
+def projection(one: dict) -> list[dict]:
+    """Paper figures from the 1-worker run for a 250-node cluster's day at Calico's cap.
+
+    A task costs a fixed part (the worker starts a process, imports, reads settings: the
+    median ``plan`` task, which does nothing else) plus a part per document. With N workers
+    of 2 slots, a day's 24 hourly extractions spread over the slots (each hour is one task,
+    its slices read in parallel inside it), while scoring is one chain per cluster (each
+    interval after the previous). Assumes Elasticsearch keeps up (it is one more reader
+    per slot) and the ``extract`` rate of one task holds at 4.5M documents an hour."""
+    fixed = one["fixed_task_s"]
+    n = one["tasks"]
+    per_doc = {
+        task: max(one["task_seconds"].get(task, 0) - n.get(task, 0) * fixed, 0)
+        / max(one["records"], 1)
+        for task in ("extract", "score")
+    }
+    hour_docs = DAY_DOCUMENTS / 24
+    extract_task = fixed + hour_docs * per_doc["extract"]
+    score_task = fixed + hour_docs * per_doc["score"]
+    rows = []
+    for workers in (1, 2, 4, 8, 12, 24):
+        slots = workers * SLOTS_PER_WORKER
+        extract_wall = math.ceil(24 / slots) * extract_task
+        day_wall = max(extract_wall, 24 * score_task) + score_task
+        rows.append(
+            {
+                "stage": f"projection-{workers}w",
+                "records": int(DAY_DOCUMENTS),
+                "seconds": round(day_wall),
+                "rate": round(DAY_DOCUMENTS / day_wall),
+                "hour_latency_s": round(2 * fixed + extract_task + score_task),
+                "extract_task_s": round(extract_task),
+                "score_task_s": round(score_task),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hours", type=int, default=12, help="hours of traffic backfilled")
+    parser.add_argument("--scale", type=float, default=2.0, help="generator traffic scale")
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = parser.parse_args()
+    say = print if not args.json else lambda *a: print(*a, file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="l7-bench-scale-", dir="/tmp"))
+    work.chmod(0o755)  # the postgres user walks down to its data directory
+    url, es_workdir = os.environ.get("L7_ES_URL"), None
+    if not url:
+        url, es_workdir = start_server(work / "es")
+    results = []
+    try:
+        from l7analytics.adapters.elasticsearch.connection import EsConnection, connect
+
+        client = connect(EsConnection(hosts=[url], request_timeout=300))
+        loaded = load(client, args.hours, args.scale)
+        say(f"indexed {loaded:,} documents ({args.hours} h) into {url}")
+        with s3_server() as endpoint:
+            make_bucket(endpoint, "lake")
+            for workers in (int(w) for w in args.workers.split(",")):
+                results.append(run_backfill(workers, args.hours, url, endpoint, work))
+                say(f"{workers} worker(s): {results[-1]['seconds']:.1f} s")
+    finally:
+        if es_workdir is not None:
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "scripts/es_server.py"),
+                    "stop",
+                    "--workdir",
+                    str(es_workdir),
+                ],
+                check=False,
+            )
+    report(results, args.json)
+
+
+def report(results: list[dict], as_json: bool) -> None:
+    rows = []
+    for r in results:
+        capacity = r["seconds"] * r["workers"] * SLOTS_PER_WORKER
+        rows.append(
+            {
+                "stage": f"backfill-{r['workers']}w",
+                "records": r["records"],
+                "seconds": round(r["seconds"], 2),
+                "rate": round(r["records"] / r["seconds"]),
+                "peak_rss_mb": round(r["peak_rss_mb"], 1),
+                "task_seconds": r["task_seconds"],
+                "slot_use": round(sum(r["task_seconds"].values()) / capacity, 3),
+                "runs": r["states"],
+            }
+        )
+    projected = projection(results[0]) if results and results[0]["workers"] == 1 else []
+    if as_json:
+        for row in rows + projected:
+            print(json.dumps(row))
+        return
+    print(
+        f"{'workers':>7} {'documents':>10} {'seconds':>8} {'docs/s':>8} {'slot use':>8} "
+        f"{'stack RSS':>9}  task seconds"
+    )
+    for row in rows:
+        tasks = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["task_seconds"].items()))
+        print(
+            f"{row['stage'][9:-1]:>7} {row['records']:>10,} {row['seconds']:>8.1f} "
+            f"{row['rate']:>8,} {row['slot_use']:>8.0%} {row['peak_rss_mb']:>6.0f} MB  "
+            f"{tasks}"
+        )
+    if len(rows) >= 2:
+        print(
+            f"speed-up with {results[1]['workers']} workers: "
+            f"{rows[0]['seconds'] / rows[1]['seconds']:.2f}x"
+        )
+    if projected:
+        print(
+            f"\nprojection: a {NODES}-node cluster's day at Calico's cap "
+            f"({DAY_DOCUMENTS / 1e6:.0f}M documents), from the 1-worker run "
+            f"(a task's fixed cost {results[0]['fixed_task_s']:.1f} s)"
+        )
+        print(
+            f"{'workers':>7} {'extract task':>12} {'score task':>10} {'hour latency':>12} "
+            f"{'day backfill':>12}"
+        )
+        for p in projected:
+            print(
+                f"{p['stage'][11:-1]:>7} {p['extract_task_s']:>10} s {p['score_task_s']:>8} s "
+                f"{p['hour_latency_s']:>10} s {p['seconds'] / 3600:>10.2f} h"
+            )
+
+
+if __name__ == "__main__":
+    main()
