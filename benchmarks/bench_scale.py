@@ -127,6 +127,8 @@ def run_backfill(workers: int, hours: int, es_url: str, endpoint: str, work: Pat
             "--max-active-runs",
             "16",
         )
+        created = time.monotonic()
+        created_at = stack.query("SELECT created_at FROM backfill ORDER BY id DESC LIMIT 1")[0][0]
         states = _wait_done(stack)
         seconds = time.monotonic() - started
         stop.set()
@@ -135,9 +137,23 @@ def run_backfill(workers: int, hours: int, es_url: str, endpoint: str, work: Pat
             "SELECT task_id, sum(extract(epoch FROM end_date - start_date)), count(*) "
             "FROM task_instance WHERE dag_id = 'l7_detection' GROUP BY task_id"
         )
-        fixed = stack.query(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM "
-            "end_date - start_date)) FROM task_instance WHERE task_id = 'plan'"
+        means = stack.query(
+            "SELECT task_id, avg(extract(epoch FROM end_date - start_date)) FROM task_instance "
+            "WHERE dag_id = 'l7_detection' GROUP BY task_id"
+        )
+        spans = stack.query(
+            "SELECT task_id, extract(epoch FROM max(end_date) - min(start_date)) "
+            "FROM task_instance WHERE dag_id = 'l7_detection' GROUP BY task_id"
+        )
+        timeline = stack.query(
+            "SELECT extract(epoch FROM min(start_date) - %s), "
+            "extract(epoch FROM max(end_date) - min(start_date)) FROM task_instance "
+            "WHERE dag_id = 'l7_detection'",
+            created_at,
+        )[0]
+        queued = stack.query(
+            "SELECT avg(extract(epoch FROM start_date - queued_dttm)) FROM task_instance "
+            "WHERE dag_id = 'l7_detection' AND task_id <> 'wait_for_logs'"
         )
         extracted = stack.query(
             "SELECT sum((value::text)::bigint) FROM xcom WHERE task_id = 'extract' "
@@ -151,7 +167,16 @@ def run_backfill(workers: int, hours: int, es_url: str, endpoint: str, work: Pat
         "task_seconds": {task: round(float(s or 0), 2) for task, s, _ in rows},
         "tasks": {task: n for task, _, n in rows},
         "records": int(extracted[0][0] or 0),
-        "fixed_task_s": float(fixed[0][0] or 0),
+        "mean_task_s": {task: float(m or 0) for task, m in means},
+        "queue_wait_s": float(queued[0][0] or 0),
+        # first start to last end of each task: extraction spreads, scoring is a chain
+        "span_s": {task: float(sec or 0) for task, sec in spans},
+        # where the wall time went: the CLI, until the first task started, the tasks, after
+        "phases_s": {
+            "backfill_create_cli": round(created - started, 1),
+            "to_first_task": round(float(timeline[0] or 0), 1),
+            "tasks": round(float(timeline[1] or 0), 1),
+        },
     }
 
 
@@ -175,37 +200,37 @@ def _wait_done(stack: CeleryStack, timeout: float = 3600) -> dict[str, int]:
     raise SystemExit("the backfill did not finish in time")
 
 
-def projection(one: dict) -> list[dict]:
-    """Paper figures from the 1-worker run for a 250-node cluster's day at Calico's cap.
+def projection(one: dict, extract_rate: float, score_rate: float) -> list[dict]:
+    """Paper figures for a 250-node cluster's day at Calico's cap (4.5M documents an hour).
 
-    A task costs a fixed part (the worker starts a process, imports, reads settings: the
-    median ``plan`` task, which does nothing else) plus a part per document. With N workers
-    of 2 slots, a day's 24 hourly extractions spread over the slots (each hour is one task,
-    its slices read in parallel inside it), while scoring is one chain per cluster (each
-    interval after the previous). Assumes Elasticsearch keeps up (it is one more reader
-    per slot) and the ``extract`` rate of one task holds at 4.5M documents an hour."""
-    fixed = one["fixed_task_s"]
-    n = one["tasks"]
-    per_doc = {
-        task: max(one["task_seconds"].get(task, 0) - n.get(task, 0) * fixed, 0)
-        / max(one["records"], 1)
-        for task in ("extract", "score")
-    }
+    An Airflow task costs a fixed part, measured here (its mean duration less its documents
+    at the rate one process reaches; the wait between queued and started), plus its
+    documents at ``extract_rate`` and ``score_rate``: the rates of one process at scale,
+    measured by bench_es.py and bench_pipeline.py (this run's hours are too small to
+    measure them). With N workers of 2 slots, a day's 24 hourly extractions spread over the
+    slots (one task an hour; its slices read in parallel inside it), while scoring is one
+    chain per cluster (each interval after the previous). Assumes Elasticsearch keeps up
+    with one reader per slot."""
     hour_docs = DAY_DOCUMENTS / 24
-    extract_task = fixed + hour_docs * per_doc["extract"]
-    score_task = fixed + hour_docs * per_doc["score"]
+    per_task = one["records"] / max(one["tasks"].get("extract", 1), 1)
+    fixed_e = max(one["mean_task_s"]["extract"] - per_task / extract_rate, 0)
+    fixed_s = max(one["mean_task_s"]["score"] - per_task / score_rate, 0)
+    queued = one["queue_wait_s"]
+    extract_task = queued + fixed_e + hour_docs / extract_rate
+    score_task = queued + fixed_s + hour_docs / score_rate
+    small = 2 * (queued + one["mean_task_s"]["plan"])  # plan and by_cluster
     rows = []
     for workers in (1, 2, 4, 8, 12, 24):
         slots = workers * SLOTS_PER_WORKER
         extract_wall = math.ceil(24 / slots) * extract_task
-        day_wall = max(extract_wall, 24 * score_task) + score_task
+        day_wall = max(extract_wall + score_task, 24 * score_task) + small
         rows.append(
             {
                 "stage": f"projection-{workers}w",
                 "records": int(DAY_DOCUMENTS),
                 "seconds": round(day_wall),
                 "rate": round(DAY_DOCUMENTS / day_wall),
-                "hour_latency_s": round(2 * fixed + extract_task + score_task),
+                "hour_latency_s": round(small + extract_task + score_task),
                 "extract_task_s": round(extract_task),
                 "score_task_s": round(score_task),
             }
@@ -219,7 +244,31 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=2.0, help="generator traffic scale")
     parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--extract-rate",
+        type=float,
+        default=41_784,
+        help="documents/s of one extract task at scale (bench_es.py)",
+    )
+    parser.add_argument(
+        "--score-rate",
+        type=float,
+        default=300_000,
+        help="records/s of one score task at scale (bench_pipeline.py)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("bench_scale_results.json"),
+        help="where the measured runs are written (and read with --report)",
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="print the figures of --results again; run nothing"
+    )
     args = parser.parse_args()
+    if args.report:
+        report(json.loads(args.results.read_text()), args.json, args.extract_rate, args.score_rate)
+        return
     say = print if not args.json else lambda *a: print(*a, file=sys.stderr)
     work = Path(tempfile.mkdtemp(prefix="l7-bench-scale-", dir="/tmp"))
     work.chmod(0o755)  # the postgres user walks down to its data directory
@@ -250,10 +299,12 @@ def main() -> None:
                 ],
                 check=False,
             )
-    report(results, args.json)
+    args.results.write_text(json.dumps(results, indent=1, default=str))
+    say(f"measured runs written to {args.results}")
+    report(results, args.json, args.extract_rate, args.score_rate)
 
 
-def report(results: list[dict], as_json: bool) -> None:
+def report(results: list[dict], as_json: bool, extract_rate: float, score_rate: float) -> None:
     rows = []
     for r in results:
         capacity = r["seconds"] * r["workers"] * SLOTS_PER_WORKER
@@ -265,26 +316,41 @@ def report(results: list[dict], as_json: bool) -> None:
                 "rate": round(r["records"] / r["seconds"]),
                 "peak_rss_mb": round(r["peak_rss_mb"], 1),
                 "task_seconds": r["task_seconds"],
-                "slot_use": round(sum(r["task_seconds"].values()) / capacity, 3),
+                # the wait's time is spent deferred, on the triggerer, not in a slot
+                "slot_use": round(
+                    sum(v for k, v in r["task_seconds"].items() if k != "wait_for_logs") / capacity,
+                    3,
+                ),
                 "runs": r["states"],
+                "extract_span_s": round(r["span_s"].get("extract", 0), 1),
+                "score_span_s": round(r["span_s"].get("score", 0), 1),
+                "phases_s": r["phases_s"],
             }
         )
-    projected = projection(results[0]) if results and results[0]["workers"] == 1 else []
+    one = results[0] if results and results[0]["workers"] == 1 else None
+    projected = projection(one, extract_rate, score_rate) if one else []
     if as_json:
         for row in rows + projected:
             print(json.dumps(row))
         return
     print(
         f"{'workers':>7} {'documents':>10} {'seconds':>8} {'docs/s':>8} {'slot use':>8} "
-        f"{'stack RSS':>9}  task seconds"
+        f"{'stack RSS':>9} {'extracts':>9} {'scores':>7}  task seconds"
     )
     for row in rows:
         tasks = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["task_seconds"].items()))
         print(
             f"{row['stage'][9:-1]:>7} {row['records']:>10,} {row['seconds']:>8.1f} "
-            f"{row['rate']:>8,} {row['slot_use']:>8.0%} {row['peak_rss_mb']:>6.0f} MB  "
-            f"{tasks}"
+            f"{row['rate']:>8,} {row['slot_use']:>8.0%} {row['peak_rss_mb']:>6.0f} MB "
+            f"{row['extract_span_s']:>7.0f} s {row['score_span_s']:>5.0f} s  {tasks}"
         )
+    print(
+        "extracts, scores: first start to last end of the extract tasks (they spread over "
+        "the workers) and of the score tasks (one chain: each interval after the previous)"
+    )
+    for row in rows:
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in row["phases_s"].items())
+        print(f"{row['stage']}: {phases}")
     if len(rows) >= 2:
         print(
             f"speed-up with {results[1]['workers']} workers: "
@@ -294,7 +360,8 @@ def report(results: list[dict], as_json: bool) -> None:
         print(
             f"\nprojection: a {NODES}-node cluster's day at Calico's cap "
             f"({DAY_DOCUMENTS / 1e6:.0f}M documents), from the 1-worker run "
-            f"(a task's fixed cost {results[0]['fixed_task_s']:.1f} s)"
+            f"at {extract_rate:,.0f} documents/s a task extracting, {score_rate:,.0f} scoring; "
+            f"queued to started {one['queue_wait_s']:.1f} s"
         )
         print(
             f"{'workers':>7} {'extract task':>12} {'score task':>10} {'hour latency':>12} "
