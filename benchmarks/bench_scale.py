@@ -4,24 +4,33 @@ Starts the distributed stack of ``scripts/celery_stack.py`` (PostgreSQL, Redis, 
 dag-processor, api-server, triggerer, N Celery workers of 2 slots each), a real S3 API
 (moto) for the lake and a real Elasticsearch 8.19 holding ``--hours`` of generated Calico
 traffic, then runs ``airflow backfill create`` over those hours for each worker count, each on
-a fresh stack and a fresh lake prefix. Prints, per worker count, the wall time from the
-backfill's creation to its last run's end and documents/s; then where the time went (the
-tasks' own seconds, summed by task, against the slots' capacity), and a paper projection for
-N workers against a Calico cluster at its log cap (1,500 documents per node per 5 minutes:
-108M documents a day for 250 nodes).
+a fresh stack and a fresh lake prefix. Prints, per worker count:
+- the wall time from ``backfill create`` to the backfill's completion, and documents/s;
+- where the time went: the tasks' own seconds summed by task; the share of the slots they
+  used (the wait's deferred time is not a slot's); the span of the extract tasks (first
+  start to last end: they spread over the workers) and of the score tasks (one chain, each
+  interval after the previous); the phases (the ``backfill create`` command, until the first
+  task started, the tasks);
+- the stack's peak RSS (every process summed, sampled each second).
+Then a paper projection for N workers against a Calico cluster at its log cap (1,500
+documents per node per 5 minutes: 108M documents a day for 250 nodes): a task's fixed cost
+measured here, its documents at the rates one process reaches (``--extract-rate``,
+``--score-rate``: measured by bench_es.py and bench_pipeline.py, since this run's hours are
+too small to measure them).
 
 ``--json`` prints one JSON object per line instead: per worker count ``stage``
-(``backfill-<N>w``), ``records``, ``seconds``, ``rate``, ``peak_rss_mb`` (the stack's summed
-RSS, sampled each second), ``task_seconds`` (by task), ``slot_use``; then one object per
-projected worker count (``stage`` ``projection-<N>w``).
+(``backfill-<N>w``), ``records``, ``seconds``, ``rate``, ``peak_rss_mb``, ``task_seconds``,
+``slot_use``, ``extract_span_s``, ``score_span_s``, ``phases_s``; then one object per
+projected worker count (``stage`` ``projection-<N>w``). The measured runs are kept in
+``--results`` (default ``bench_scale_results.json``); ``--report`` prints them again.
 
 Reproduce::
 
-    .venv/bin/python benchmarks/bench_scale.py --hours 12 --scale 2
+    .venv/bin/python benchmarks/bench_scale.py --hours 12 --scale 10
     L7_ES_URL=http://127.0.0.1:9200 .venv/bin/python benchmarks/bench_scale.py --json
 
-On a 2-core machine every worker, the scheduler, Elasticsearch and the S3 server share the same
-two cores, so a second worker can only use what the first leaves idle.
+On a 2-core machine every worker, the scheduler, Elasticsearch and the S3 server share the
+same two cores, so a second worker can only use what the first leaves idle.
 """
 
 from __future__ import annotations

@@ -95,6 +95,7 @@ def template(tmp_path_factory) -> Path:
         "latin1.yaml": b"# r\xe9glages\nwindow: 1h\n",
         "negative-history.yaml": b"detectors:\n  unusual_pair:\n    history: -5\n",
         "keep-alive.yaml": b"elasticsearch:\n  source:\n    keep_alive: forever\n",
+        "clusters.yaml": b"elasticsearch:\n  clusters: [{name: eu}, {name: us}]\n",
     }
     for name, text in settings.items():
         (work / name).write_bytes(text)
@@ -232,6 +233,11 @@ BAD = [
     ("load-es-bad-cluster", ["load-es", "--input", "logs.ndjson", "--cluster", "Prod EU"],
      "--cluster 'Prod EU'"),
     ("load-es-input-missing", ["load-es", "--input", "missing.ndjson"], "--input missing"),
+    # several clusters in the settings: a run on a lake reads one, named
+    ("clusters-unnamed", ["score", "--lake", "lake", "--config", "clusters.yaml", *WINDOW],
+     "--cluster: the settings list clusters (eu, us)"),
+    ("clusters-not-listed", ["score", "--lake", "s3://b/l", "--config", "clusters.yaml",
+                             "--cluster", "ap", *WINDOW], "--cluster ap: not one of the clusters"),
 ]  # fmt: skip
 
 

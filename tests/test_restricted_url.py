@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
 from conftest import T0, make_records
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from l7analytics.adapters.settings_file import load_job_settings, load_settings
 from l7analytics.core.errors import ConfigError
@@ -380,3 +383,37 @@ def test_missing_crs_file_given_by_path_is_a_config_error(tmp_path):
         f"config error in {path}: detectors.restricted_url.crs_restricted_files: no such file: "
     )
     assert f"{tmp_path}/nope" in message
+
+
+# -- the vectorized matching equals the per-path one ------------------------------------------
+_TRICKY = "/.%2eEeGgIiTt\\;?#\x00\n\t ükK\u212a\u017fsS-_~*aAbB0123456789"
+_PATHS = st.text(alphabet=_TRICKY, max_size=24) | st.sampled_from([
+    "/.git/config", "/%2e%67it/HEAD", "//.env", "/a/../.git/x", "/.env;x=1", "/.env.",
+    "/actuator/env", "/actuator/health", "/heapdump", "/WEB-INF/web.xml", "/backup.sql",
+    "/.GIT/config", "/.git\n", "/\u212a", "/wp-login.php", "/server-status", None,
+])  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(paths=st.lists(_PATHS, min_size=1, max_size=40))
+def test_matching_distinct_paths_at_once_equals_matching_each(paths):
+    """Arrow's RE2 decides on plain ASCII paths, Python's re on the rest: never a different
+    answer (a missed rule would be a missed attack)."""
+    detector = _MIXED
+    normalized, rules = detector.match_paths(pa.array(paths, type=pa.string()))
+    expected = [detector.match_path(p) for p in paths]
+    assert list(zip(normalized.to_pylist(), rules.to_pylist(), strict=True)) == expected
+
+
+_MIXED = RestrictedUrlDetector(
+    config(
+        extra_rules=[
+            RestrictedRule(id="cased", description="a case-sensitive prefix",
+                           prefix=["/Secret/"], case_sensitive=True, severity=50),
+            RestrictedRule(id="kelvin", description="contains and globs",
+                           contains=["kk", "ſs"], glob=["*/.e?v", "/a*B"], severity=50),
+            RestrictedRule(id="users-regex", description="a regex of the user's",
+                           regex=["t{,2}x$"], severity=50),
+        ]
+    )
+)  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from l7analytics.core.urls import normalize_path, path_template, split_url, template_segment
 
@@ -170,3 +172,16 @@ def test_template_segment_short_values():
     assert template_segment("") == ""
     assert template_segment("v1") == "v1"
     assert template_segment("42") == "{num}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="/.%2eEgG\\;?#\x00\n\t üK\u212aab0", max_size=20) | st.none(),
+                min_size=1, max_size=30))  # fmt: skip
+def test_normalizing_distinct_paths_at_once_equals_normalizing_each(paths):
+    import pyarrow as pa
+
+    from l7analytics.core.urls import normalize_paths
+
+    assert normalize_paths(pa.array(paths, type=pa.string())).to_pylist() == [
+        normalize_path(p) for p in paths
+    ]

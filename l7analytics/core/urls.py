@@ -22,6 +22,8 @@ import re
 from collections import Counter
 from urllib.parse import unquote
 
+import pyarrow as pa
+
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
@@ -35,6 +37,10 @@ _EXTENSION = re.compile(r"^(.+?)(\.[A-Za-z][A-Za-z0-9]{0,5})$")
 
 #: Anything that can make a path resolve to something other than its text.
 _NEEDS_RESOLVING = re.compile(r"[%\\;\x00]|//|/\.|\.(?:/|$)|[ \t](?:/|$)|^[^/]")
+#: The same for Arrow's RE2 (:func:`normalize_paths`), widened to every control and non-ASCII
+#: character, where RE2's ``$`` and case folding could differ from Python's: those paths
+#: take :func:`normalize_path`, so both give the same answer.
+NEEDS_RESOLVING_RE2 = r"[%\\;\x00-\x1f\x7f-\x{10FFFF}]|//|/\.|\.(?:/|$)|[ \t](?:/|$)|^[^/]"
 
 #: Placeholders used in path templates.
 PLACEHOLDERS = ("{num}", "{uuid}", "{hex}", "{id}", "{token}", "{date}", "{email}")
@@ -100,6 +106,27 @@ def normalize_path(path: str | None) -> str | None:
         if stripped:
             segments.append(stripped)
     return "/" + "/".join(segments)
+
+
+def normalize_paths(paths: pa.Array) -> pa.Array:
+    """:func:`normalize_path` of every value of ``paths`` (distinct values, say): the common
+    ones (no encoding, no dot segment, nothing but a trailing slash to drop) with Arrow's
+    kernels, the rest with :func:`normalize_path` itself. Same answers, 10x fewer Python calls
+    on traffic whose paths are mostly plain ids."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    stripped = pc.replace_substring_regex(paths, pattern=r"(?s)[?#].*$", replacement="")
+    needs = pc.fill_null(pc.match_substring_regex(stripped, NEEDS_RESOLVING_RE2), True)
+    trimmed = pc.utf8_rtrim(stripped, characters="/")
+    plain = pc.if_else(pc.equal(trimmed, ""), "/", trimmed)
+    resolve = np.flatnonzero(needs.to_numpy(zero_copy_only=False))
+    if not len(resolve):
+        return plain
+    values = plain.to_pylist()
+    for i in resolve.tolist():
+        values[i] = normalize_path(paths[i].as_py())
+    return pa.array(values, type=pa.string())
 
 
 def _entropy(text: str) -> float:

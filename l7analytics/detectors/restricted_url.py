@@ -21,9 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from l7analytics.core.alerts import Alert, Finding
-from l7analytics.core.arrowutil import map_unique
 from l7analytics.core.settings import RestrictedRule, RestrictedUrlConfig
-from l7analytics.core.urls import normalize_path
+from l7analytics.core.urls import normalize_path, normalize_paths
 from l7analytics.detectors.base import (
     DetectionContext,
     Detector,
@@ -48,6 +47,29 @@ def _rule_regex(rule: RestrictedRule) -> re.Pattern[str]:
     parts += [re.escape(c) for c in rule.contains]
     flags = 0 if rule.case_sensitive else re.IGNORECASE
     return re.compile("|".join(f"(?:{p})" for p in parts), flags)
+
+
+#: Paths on which RE2 and Python's ``re`` give the same answer for the rules' patterns:
+#: printable ASCII (no newline, before which Python's ``$`` matches too; no case folding
+#: beyond ASCII, such as the Kelvin sign's).
+_PLAIN_ASCII = r"^[\x20-\x7e]*$"
+
+
+def _re2_pattern(compiled: _CompiledRule) -> str | None:
+    """The rule's pattern for Arrow's RE2, or None: a rule with a ``regex`` of the user's
+    stays with Python's ``re`` (the two read some syntax differently, ``a{,3}`` for one);
+    prefixes, globs and ``contains`` are escaped literals, ``.*`` and anchors, which they
+    read alike."""
+    import pyarrow.lib
+
+    if compiled.rule.regex:
+        return None
+    pattern = compiled.pattern.pattern
+    try:
+        pc.match_substring_regex(pa.array(["/"]), pattern)
+    except pyarrow.lib.ArrowInvalid:
+        return None
+    return pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +130,9 @@ class RestrictedUrlDetector(Detector):
             else None
         )
         self._by_id = {c.rule.id: c.rule for c in self._rules}
-        self._path_cache: dict[str | None, tuple[str | None, str]] = {}
+        #: Each rule's pattern as Arrow's RE2 runs it; None where RE2 refuses it (a lookahead,
+        #: say) or the rule has a regex of the user's: that rule is matched by Python's ``re``.
+        self._re2 = [_re2_pattern(c) for c in self._rules]
 
     @property
     def rules(self) -> list[RestrictedRule]:
@@ -117,27 +141,56 @@ class RestrictedUrlDetector(Detector):
     def match_path(self, path: str | None) -> tuple[str | None, str]:
         """``(normalized path, comma-joined ids of the rules whose pattern matches)``."""
         normalized = normalize_path(path)
-        if normalized is None:
-            return None, ""
-        if self._any is None or not self._any.search(normalized):
-            return normalized, ""
-        hits = [c.rule.id for c in self._rules if c.pattern.search(normalized)]
-        return normalized, ",".join(hits)
+        return normalized, self._rule_ids(normalized)
+
+    def match_paths(self, paths: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """:meth:`match_path` of every value of ``paths`` (their distinct values), vectorized:
+        paths normalized by :func:`normalize_paths`; rules matched by Arrow's RE2 on plain
+        ASCII paths, where RE2 and Python's ``re`` agree on these patterns, and by Python's
+        ``re`` on the others and for the rules RE2 does not run. Returns ``(normalized
+        paths, comma-joined rule ids)``."""
+        normalized = normalize_paths(paths)
+        n = len(normalized)
+        plain = pc.fill_null(pc.match_substring_regex(normalized, _PLAIN_ASCII), False)
+        plain = plain.to_numpy(zero_copy_only=False)
+        hits = np.zeros((len(self._rules), n), dtype=bool)
+        values = None
+        for i, (compiled, re2) in enumerate(zip(self._rules, self._re2, strict=True)):
+            if re2 is not None:
+                ignore_case = not compiled.rule.case_sensitive
+                matched = pc.match_substring_regex(normalized, re2, ignore_case=ignore_case)
+                hits[i] = pc.fill_null(matched, False).to_numpy(zero_copy_only=False) & plain
+            else:
+                values = normalized.to_pylist() if values is None else values
+                search = compiled.pattern.search
+                hits[i] = [
+                    bool(ok and p is not None and search(p))
+                    for p, ok in zip(values, plain, strict=True)
+                ]
+        rules = [""] * n
+        for j in np.flatnonzero(~plain).tolist():  # control or non-ASCII characters: Python
+            rules[j] = self._rule_ids(normalized[j].as_py())
+        ids = [c.rule.id for c in self._rules]
+        for j in np.flatnonzero(hits.any(axis=0)).tolist():
+            rules[j] = ",".join(ids[i] for i in np.flatnonzero(hits[:, j]).tolist())
+        return normalized, pa.array(rules, type=pa.string())
+
+    def _rule_ids(self, normalized: str | None) -> str:
+        if normalized is None or self._any is None or not self._any.search(normalized):
+            return ""
+        return ",".join(c.rule.id for c in self._rules if c.pattern.search(normalized))
 
     def summarize(self, batch: pa.Table, bucket: timedelta) -> pa.Table:
-        matched = map_unique(
-            batch.column("url_path"),
-            self.match_path,
-            pa.struct([("normalized", pa.string()), ("rules", pa.string())]),
-            cache=self._path_cache,
-        )
-        rule_ids = pc.struct_field(matched, "rules")
+        paths = batch.column("url_path").combine_chunks()
+        encoded = paths if pa.types.is_dictionary(paths.type) else pc.dictionary_encode(paths)
+        normalized, rule_ids = self.match_paths(encoded.dictionary)
+        rule_ids = rule_ids.take(encoded.indices)
         candidate = pc.fill_null(pc.not_equal(rule_ids, ""), False)
         if not pc.any(candidate).as_py():
             return self._empty()
         rows = batch.filter(candidate)
         rows = rows.append_column(
-            "normalized_path", pc.struct_field(matched, "normalized").filter(candidate)
+            "normalized_path", normalized.take(encoded.indices).filter(candidate)
         )
         rows = rows.append_column("rule_ids", rule_ids.filter(candidate))
         parts = []

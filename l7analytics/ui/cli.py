@@ -389,6 +389,10 @@ def _settings(args: argparse.Namespace) -> Any:
     settings = composition.load_job_settings(getattr(args, "config", None))
     if "lake" in args and getattr(args, "cluster", None) is not None:
         settings = for_cluster(settings, args.cluster)
+    elif "lake" in args and settings.elasticsearch.clusters:
+        # Unnamed, the run would read every cluster's logs into one cluster's partitions.
+        listed = ", ".join(c.name for c in settings.elasticsearch.clusters)
+        raise ConfigError(f"--cluster: the settings list clusters ({listed}); name one")
     return settings
 
 
