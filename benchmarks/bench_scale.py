@@ -107,7 +107,7 @@ def run_backfill(workers: int, hours: int, es_url: str, endpoint: str, work: Pat
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
     }
     with CeleryStack(work / f"stack-{workers}w", workers=workers, env=env) as stack:
-        _wait_parsed(stack)
+        stack.wait_for_dag("l7_detection")
         stack.airflow("dags", "unpause", "l7_detection")
         first, last = DAY, DAY + timedelta(hours=hours - 1)
         peak = [0.0]
@@ -122,23 +122,13 @@ def run_backfill(workers: int, hours: int, es_url: str, endpoint: str, work: Pat
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         started = time.monotonic()
-        stack.airflow(
-            "backfill",
-            "create",
-            "--dag-id",
-            "l7_detection",
-            "--from-date",
-            first.isoformat(),
-            "--to-date",
-            last.isoformat(),
-            "--reprocess-behavior",
-            "failed",
-            "--max-active-runs",
-            "16",
+        stack.backfill(
+            "l7_detection", first.isoformat(), last.isoformat(), "--max-active-runs", "16"
         )
         created = time.monotonic()
         created_at = stack.query("SELECT created_at FROM backfill ORDER BY id DESC LIMIT 1")[0][0]
-        states = _wait_done(stack)
+        stack.wait_for_backfill(stack.query("SELECT max(id) FROM backfill")[0][0], timeout=3600)
+        states = dict(stack.query("SELECT state, count(*) FROM dag_run GROUP BY state"))
         seconds = time.monotonic() - started
         stop.set()
         sampler.join()
@@ -187,26 +177,6 @@ def run_backfill(workers: int, hours: int, es_url: str, endpoint: str, work: Pat
             "tasks": round(float(timeline[1] or 0), 1),
         },
     }
-
-
-def _wait_parsed(stack: CeleryStack, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stack.query("SELECT count(*) FROM serialized_dag WHERE dag_id = 'l7_detection'")[0][0]:
-            return
-        time.sleep(1)
-    raise SystemExit("l7_detection was not parsed in time")
-
-
-def _wait_done(stack: CeleryStack, timeout: float = 3600) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = stack.query("SELECT completed_at FROM backfill ORDER BY id DESC LIMIT 1")
-        if done and done[0][0]:
-            rows = stack.query("SELECT state, count(*) FROM dag_run GROUP BY state")
-            return {state: n for state, n in rows}
-        time.sleep(1)
-    raise SystemExit("the backfill did not finish in time")
 
 
 def projection(one: dict, extract_rate: float, score_rate: float) -> list[dict]:

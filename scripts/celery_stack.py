@@ -432,6 +432,59 @@ class CeleryStack:
             cursor.execute(sql, args)
             return cursor.fetchall()
 
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        """Until the dag-processor has parsed ``dag_id`` (a backfill needs it serialized)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.query("SELECT count(*) FROM serialized_dag WHERE dag_id = %s", dag_id)[0][0]:
+                return
+            time.sleep(1)
+        raise Failure(f"{dag_id} was not parsed in {timeout:.0f} s:\n{self.logs('dag-processor')}")
+
+    def backfill(
+        self, dag_id: str, first: str, last: str, *extra: str, reprocess: str = "failed"
+    ) -> int:
+        """``airflow backfill create`` over the intervals starting from ``first`` to ``last``
+        (a DAG with ``depends_on_past`` must say which runs it redoes: ``reprocess``);
+        returns the backfill's id. The scheduler runs it (the DAG must be unpaused)."""
+        self.airflow(
+            "backfill",
+            "create",
+            "--dag-id",
+            dag_id,
+            "--from-date",
+            first,
+            "--to-date",
+            last,
+            "--reprocess-behavior",
+            reprocess,
+            *extra,
+        )
+        return self.query("SELECT max(id) FROM backfill WHERE dag_id = %s", dag_id)[0][0]
+
+    def backfill_runs(self, backfill_id: int) -> list[tuple[str, str]]:
+        """``(run_id, state)`` of the backfill's DAG runs."""
+        return self.query(
+            "SELECT dr.run_id, dr.state FROM dag_run dr JOIN backfill_dag_run b "
+            "ON b.dag_run_id = dr.id WHERE b.backfill_id = %s",
+            backfill_id,
+        )
+
+    def wait_for_backfill(self, backfill_id: int, timeout: float = 600) -> None:
+        """Until every run of the backfill has ended and the scheduler has marked it complete
+        (only one backfill of a DAG runs at a time)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            runs = self.backfill_runs(backfill_id)
+            done = self.query("SELECT completed_at FROM backfill WHERE id = %s", backfill_id)
+            if runs and all(s in ("success", "failed") for _, s in runs) and done[0][0]:
+                return
+            time.sleep(1)
+        raise Failure(
+            f"backfill {backfill_id} unfinished after {timeout:.0f} s: "
+            f"{self.backfill_runs(backfill_id)}\n{self.logs('scheduler')}"
+        )
+
     def processes_pids(self) -> list[int]:
         return [p.pid for p in self.processes.values()]
 

@@ -112,68 +112,25 @@ def stack(world):
     # Not under pytest's private tmp (mode 700): the postgres user must reach its data.
     workdir = Path(f"/tmp/l7analytics-celery-{world['home'].name}")
     with CeleryStack(workdir, workers=2, dags=REPO / "dags", env=env) as running:
-        wait_for_dag(running, "l7_detection")
+        running.wait_for_dag("l7_detection")
         running.airflow("dags", "unpause", "l7_detection")  # a paused DAG's backfills wait
         yield running
-
-
-def wait_for_dag(stack: CeleryStack, dag_id: str, timeout: float = 120) -> None:
-    """The dag-processor has parsed the file (a backfill needs the serialized DAG)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = query(stack, "SELECT count(*) FROM serialized_dag WHERE dag_id = %s", dag_id)
-        if rows[0][0]:
-            return
-        time.sleep(1)
-    raise AssertionError(f"{dag_id} not parsed:\n{stack.logs('dag-processor')[-3000:]}")
 
 
 def query(stack: CeleryStack, sql: str, *args) -> list[tuple]:
     return stack.query(sql, *args)
 
 
-def backfill(
-    stack: CeleryStack, first: str, last: str, *extra: str, reprocess: str = "failed"
-) -> int:
-    """``airflow backfill create`` (a DAG with ``depends_on_past`` must say which existing
-    runs it reprocesses); returns the backfill's id."""
-    stack.airflow(
-        "backfill",
-        "create",
-        "--dag-id",
-        "l7_detection",
-        "--from-date",
-        first,
-        "--to-date",
-        last,
-        "--reprocess-behavior",
-        reprocess,
-        *extra,
-    )
-    return query(stack, "SELECT max(id) FROM backfill WHERE dag_id = 'l7_detection'")[0][0]
+def backfill(stack: CeleryStack, first: str, last: str, *extra: str, **kwargs) -> int:
+    return stack.backfill("l7_detection", first, last, *extra, **kwargs)
 
 
 def runs_of(stack: CeleryStack, backfill_id: int) -> list[tuple[str, str]]:
-    return query(
-        stack,
-        "SELECT dr.run_id, dr.state FROM dag_run dr JOIN backfill_dag_run b "
-        "ON b.dag_run_id = dr.id WHERE b.backfill_id = %s",
-        backfill_id,
-    )
+    return stack.backfill_runs(backfill_id)
 
 
-def wait_for_backfill(stack: CeleryStack, backfill_id: int, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = runs_of(stack, backfill_id)
-        done = query(stack, "SELECT completed_at FROM backfill WHERE id = %s", backfill_id)
-        if runs and all(s in ("success", "failed") for _, s in runs) and done[0][0]:
-            return  # (only one backfill of a DAG at a time: wait until the scheduler says so)
-        time.sleep(2)
-    raise AssertionError(
-        f"backfill {backfill_id} unfinished: {runs_of(stack, backfill_id)}\n"
-        f"{stack.logs('scheduler')[-3000:]}"
-    )
+def wait_for_backfill(stack: CeleryStack, backfill_id: int) -> None:
+    stack.wait_for_backfill(backfill_id)
 
 
 def task_instances(stack: CeleryStack, run_ids: list[str]) -> list[dict]:
