@@ -108,3 +108,22 @@ def test_a_part_name_never_becomes_a_path(lake, name):
         LakeParts(lake["lake"]).save(name, "p", {}, {})
     with pytest.raises(ConfigError):
         LakeParts(lake["lake"]).save("scope", name, {}, {})
+
+
+def test_a_part_made_under_other_settings_is_not_used(lake):
+    """The allowlist changed between the map and the reduce step: the hours are summarized
+    again under the new settings, not combined from parts made under the old ones."""
+    from l7analytics.core.settings import AllowlistEntry
+
+    store = map_step(lake)
+    parts = store.load(part_name(SCORED))
+    emptied = {name: ({d: t.slice(0, 0) for d, t in tables.items()}, meta)
+               for name, (tables, meta) in parts.items()}  # fmt: skip
+    never = AllowlistEntry(reason="matches no request", path="/no-such-path-anywhere")
+    changed = load_settings().model_copy(update={"allowlist": [never]})
+    path = lake["work"] / "changed.ndjson"
+    path.unlink(missing_ok=True)
+    score(lake["lake"], SCORED, changed, [NdjsonAlertSink(path)],
+          LakeModelStore(lake["lake"]), parts=emptied)  # fmt: skip
+    # The emptied parts were not used: the alerts are those of the whole window.
+    assert {a["id"]: a for a in read_alerts(path)} == scored(lake, "whole")

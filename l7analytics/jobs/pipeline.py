@@ -190,13 +190,26 @@ def summarize_part(
     that the reduce step can tell a part made before the hour was extracted again."""
     detectors = list(detectors) if detectors is not None else build_detectors(settings)
     summary = summarize_window(lake, hour, detectors, settings)
-    meta = {"rows": summary.rows, "allowlisted": summary.allowlisted,
-            "made_from": _made_from(lake, hour)}  # fmt: skip
+    meta = {
+        "rows": summary.rows,
+        "allowlisted": summary.allowlisted,
+        "made_from": _made_from(lake, hour),
+        "settings": _summarized_with(settings),
+    }
     return summary.summaries, meta
 
 
 def _made_from(lake: Lake, hour: Window) -> list[list[str]]:
     return sorted([str(m.get("run_id")), str(m.get("written_at"))] for m in lake.manifests(hour))
+
+
+def _summarized_with(settings: Settings) -> str:
+    """What of the settings a summary depends on (the bucket, the detectors' settings, the
+    allowlist), as a digest: a part made under other settings is not combined."""
+    import hashlib
+
+    used = settings.model_dump_json(include={"window", "detectors", "allowlist"})
+    return hashlib.sha256(used.encode()).hexdigest()[:16]
 
 
 def summary_from_parts(
@@ -209,11 +222,12 @@ def summary_from_parts(
 ) -> WindowSummary:
     """The reduce step's input: every hour's part, combined per detector (``combine``); an
     hour without a part, or whose part was made from an older extraction of it, is
-    summarized here instead. Equal to :func:`summarize_window` over the whole window."""
+    summarized here instead, and so is one made under other settings. Equal to
+    :func:`summarize_window` over the whole window."""
     pieces = []
     for hour in window.split(HOUR):
         found = parts.get(part_name(hour))
-        if found is not None and _usable(found, detectors, lake, hour):
+        if found is not None and _usable(found, detectors, settings, lake, hour):
             tables, meta = found
             pieces.append(WindowSummary(dict(tables), dict(meta["allowlisted"]), meta["rows"]))
             if progress is not None:
@@ -228,10 +242,16 @@ def summary_from_parts(
     return WindowSummary(summaries, dict(allowlisted), sum(p.rows for p in pieces))
 
 
-def _usable(part: tuple[dict, dict], detectors: Sequence[Detector], lake: Lake, hour: Window):
+def _usable(
+    part: tuple[Mapping, Mapping], detectors: Sequence[Detector], settings: Settings,
+    lake: Lake, hour: Window,
+) -> bool:  # fmt: skip
+    """A part of every detector, made under these settings from the hour as it is now."""
     tables, meta = part
-    return {d.id for d in detectors} <= set(tables) and meta.get("made_from") == _made_from(
-        lake, hour
+    return (
+        {d.id for d in detectors} <= set(tables)
+        and meta.get("settings") == _summarized_with(settings)
+        and meta.get("made_from") == _made_from(lake, hour)
     )
 
 
