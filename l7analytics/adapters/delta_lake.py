@@ -73,7 +73,7 @@ SCHEMES = ("s3://", "s3a://", "gs://", "gcs://", "az://", "abfs://", "abfss://",
 MANIFESTS = "manifests"
 PARTITIONS = ["cluster", "date", "hour"]
 #: The cluster name of a standalone Calico cluster (its indices' ``<cluster>``).
-DEFAULT_CLUSTER = "cluster"
+DEFAULT_CLUSTER = ParquetLake.cluster
 DAY = timedelta(days=1)
 #: Data files written at once (an object store's request latency, not the CPU, is the limit).
 FILE_THREADS = 4
@@ -297,7 +297,7 @@ class DeltaLake:
         values, relative = self._file_name(hour)
         path = f"{self._base}/{name}/{relative}"
         self._make_parent(path)
-        rows, writer, stream = 0, None, None
+        rows, size, writer, stream = 0, 0, None, None
         try:
             for batch in batches:
                 if not batch.num_rows:
@@ -311,10 +311,10 @@ class DeltaLake:
             if writer is not None:
                 writer.close()
             if stream is not None:
+                size = stream.tell()  # the bytes written: no request to the store for it
                 stream.close()
         if not rows:
             return None
-        size = self.fs.get_file_info(path).size
         stats = json.dumps({"numRecords": rows})
         return AddAction(relative, size, values, _now_ms(), True, stats)
 

@@ -82,7 +82,7 @@ def open_lake(
     ``cluster`` is the Calico cluster whose partitions are read and written (``None``:
     ``cluster``, a standalone cluster's name); a local lake holds that one cluster only.
     ``flag`` names the setting in the one-line error (``--lake`` on the command line)."""
-    from l7analytics.adapters.delta_lake import DeltaLake, is_object_store
+    from l7analytics.adapters.delta_lake import DEFAULT_CLUSTER, DeltaLake, is_object_store
     from l7analytics.adapters.lake import ParquetLake
     from l7analytics.adapters.paths import check_writable_dir
 
@@ -90,7 +90,7 @@ def open_lake(
     if not root.strip():
         raise ConfigError(f"{flag}: give a directory or a URI")
     if is_object_store(root):  # no rename there: Delta tables, one atomic commit a write
-        return DeltaLake(root, storage, cluster or ParquetLake.cluster)
+        return DeltaLake(root, storage, cluster or DEFAULT_CLUSTER)
     check_lake_holds(root, cluster, flag)
     if "://" in root:
         try:

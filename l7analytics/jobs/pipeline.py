@@ -25,7 +25,7 @@ from l7analytics.core.incidents import correlate
 from l7analytics.core.normalize import NormalizedBatch, normalize_table
 from l7analytics.core.schema import L7_SCHEMA
 from l7analytics.core.settings import Settings
-from l7analytics.core.windows import Window, floor_time, iso
+from l7analytics.core.windows import Window, floor_time, iso, parse_time
 from l7analytics.detectors import DetectionContext, Detector, build_detectors
 from l7analytics.detectors.allowlist import COLUMNS as ALLOWLIST_COLUMNS
 from l7analytics.detectors.allowlist import remove_allowlisted
@@ -193,14 +193,23 @@ def summarize_part(
     meta = {
         "rows": summary.rows,
         "allowlisted": summary.allowlisted,
-        "made_from": _made_from(lake, hour),
+        "made_from": _made_from(lake, hour).get(part_name(hour), []),
         "settings": _summarized_with(settings),
     }
     return summary.summaries, meta
 
 
-def _made_from(lake: Lake, hour: Window) -> list[list[str]]:
-    return sorted([str(m.get("run_id")), str(m.get("written_at"))] for m in lake.manifests(hour))
+def _made_from(lake: Lake, window: Window) -> dict[str, list[list[str]]]:
+    """Per hour of ``window`` (its :func:`part_name`): the extractions that wrote it (their
+    manifests' ``run_id`` and ``written_at``), read in one call for the whole window."""
+    made: dict[str, list[list[str]]] = defaultdict(list)
+    for m in lake.manifests(window):
+        date, hour = m["partition"].split("date=")[1].split("/hour=")
+        start = parse_time(f"{date}T{hour}:00:00Z")
+        made[part_name(Window(start, start + HOUR))].append(
+            [str(m.get("run_id")), str(m.get("written_at"))]
+        )
+    return {name: sorted(runs) for name, runs in made.items()}
 
 
 def _summarized_with(settings: Settings) -> str:
@@ -225,9 +234,12 @@ def summary_from_parts(
     summarized here instead, and so is one made under other settings. Equal to
     :func:`summarize_window` over the whole window."""
     pieces = []
+    made = _made_from(lake, window)
+    digest = _summarized_with(settings)
     for hour in window.split(HOUR):
-        found = parts.get(part_name(hour))
-        if found is not None and _usable(found, detectors, settings, lake, hour):
+        name = part_name(hour)
+        found = parts.get(name)
+        if found is not None and _usable(found, detectors, digest, made.get(name, [])):
             tables, meta = found
             pieces.append(WindowSummary(dict(tables), dict(meta["allowlisted"]), meta["rows"]))
             if progress is not None:
@@ -243,15 +255,15 @@ def summary_from_parts(
 
 
 def _usable(
-    part: tuple[Mapping, Mapping], detectors: Sequence[Detector], settings: Settings,
-    lake: Lake, hour: Window,
-) -> bool:  # fmt: skip
-    """A part of every detector, made under these settings from the hour as it is now."""
+    part: tuple[Mapping, Mapping], detectors: Sequence[Detector], digest: str, made: list
+) -> bool:
+    """A part of every detector, made under these settings (``digest``) from the hour as the
+    lake holds it now (``made``: its extractions)."""
     tables, meta = part
     return (
         {d.id for d in detectors} <= set(tables)
-        and meta.get("settings") == _summarized_with(settings)
-        and meta.get("made_from") == _made_from(lake, hour)
+        and meta.get("settings") == digest
+        and meta.get("made_from") == made
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from l7analytics.core.settings import Settings, for_cluster
+from l7analytics.core.settings import Settings, cluster_names, for_cluster
 from l7analytics.core.windows import Window, iso, parse_time
 from l7analytics.jobs import composition
 
@@ -56,10 +56,10 @@ def plan_extraction(
     shorter one (``part_scope`` empty) is scored by one task reading its records."""
     settings = settings_for(config_path)
     listed = {c.name: c for c in settings.elasticsearch.clusters}
-    names = [cluster] if cluster else list(listed) or [""]
+    names = [cluster] if cluster else cluster_names(settings) or [""]
     for name in names:
         if name:
-            settings_for(config_path, name)  # a name the settings do not list fails here
+            for_cluster(settings, name, "cluster")  # a name the settings do not list fails
         if lake is not None:
             composition.check_lake_holds(lake, name)  # several need a lake on object storage
     from l7analytics.jobs.pipeline import part_name
