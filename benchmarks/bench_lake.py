@@ -10,8 +10,8 @@
     lake into a fresh Delta lake: its peak memory must not grow with N.
 
 Every stage runs in a child process of its own (this script re-invoking itself), so its
-peak RSS (``ru_maxrss``) is its own. ``--json`` prints one object per stage run with the keys
-``stage``, ``records``, ``seconds``, ``rate`` and ``peak_rss_mb``.
+peak RSS (``VmHWM``, see ``peak_rss.py``) is its own. ``--json`` prints one object per
+stage run with the keys ``stage``, ``records``, ``seconds``, ``rate`` and ``peak_rss_mb``.
 
 It builds the Delta lake itself: :func:`l7analytics.jobs.composition.open_lake` keeps a local
 path for the Parquet lake, and the comparison needs both formats on the same disk.
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -34,12 +33,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from peak_rss import peak_rss_mb
+
 START = datetime(2026, 11, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def stage_ingest(work: Path, fmt: str) -> dict:
@@ -110,7 +107,7 @@ def main() -> None:
             figures = stage_ingest(args.workdir, args.stage.removeprefix("ingest-"))
         else:
             figures = stage_publish(args.workdir, int(args.stage.removeprefix("publish-")[:-1]))
-        print(json.dumps({**figures, "peak_rss_mb": round(_peak_rss_mb(), 1)}))
+        print(json.dumps({**figures, "peak_rss_mb": round(peak_rss_mb(), 1)}))
         return
     ensure_data(args.workdir, args.days, args.scale, args.seed)
     with (args.workdir / "logs.ndjson").open("rb") as warm:  # the same page cache for both

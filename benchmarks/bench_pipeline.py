@@ -21,13 +21,13 @@ What is measured, for each size N (``--sizes``, default ``1M,10M``):
     last day of the lake and writes the alerts to an NDJSON sink (records/s). Target: 10M
     records in < 60 s (i.e. >= 166,667 records/s) with a peak RSS < 2 GB.
 
-Every stage runs in its own child process (this script re-invoking itself with ``--stage``),
-and the peak RSS reported is that child's ``ru_maxrss``, so the figures are per stage and not
-inflated by the parent or an earlier stage. Times are wall-clock around the library call only
-(imports, calibration and cleanup are excluded); ``cpu s`` is the CPU time of that call (all
-threads) and ``others`` the share of the machine's CPUs that other processes used meanwhile,
-so a figure taken on a busy machine can be recognised. Missing a target does not change the
-exit status: this is a benchmark, not a test.
+Every stage runs in its own child process (this script re-invoking itself with ``--stage``), and
+the peak RSS reported is that child's ``VmHWM`` (see ``peak_rss.py``), so the figures are per
+stage and not inflated by the parent or an earlier stage. Times are wall-clock around the
+library call only (imports, calibration and cleanup are excluded); ``cpu s`` is the CPU time of
+that call (all threads) and ``others`` the share of the machine's CPUs that other processes used
+meanwhile, so a figure taken on a busy machine can be recognised. Missing a target does not
+change the exit status: this is a benchmark, not a test.
 
 Reproduce::
 
@@ -60,6 +60,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from peak_rss import peak_rss_mb
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DEFAULT_WORKDIR = Path("/tmp/l7analytics-bench")
@@ -204,12 +206,6 @@ def _next_scale(lo: tuple[float, int] | None, hi: tuple[float, int] | None, targ
 
 
 # -- the stages (each runs in a child process) ------------------------------------------------
-def peak_rss_mb() -> float:
-    """This process's peak resident set size (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
-
-
 class Stopwatch:
     """Wall-clock and CPU (user + system, all threads) seconds of a ``with`` block."""
 

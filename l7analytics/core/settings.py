@@ -364,7 +364,7 @@ class EsSourceConfig(_Strict):
     index: str = "tigera_secure_ee_l7.*"
     cluster: str | None = Field(default=None, pattern=_NAME)
     single_index: bool = False
-    slices: int = Field(default=2, ge=1, le=64)
+    slices: int = Field(default=4, ge=1, le=64)
     page_size: int = Field(default=5000, ge=100, le=10_000)
     keep_alive: str = "5m"
     read_delay: NonNegativeDuration = Duration(minutes=10)

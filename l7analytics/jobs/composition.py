@@ -171,7 +171,12 @@ def es_source(
         wait_for_data=wait,
         retry=connection.retry,
     )
-    return EsL7Source(connect(connection), options, connection.display_host)
+    return EsL7Source(
+        connect(connection),
+        options,
+        connection.display_host,
+        pages=connect(connection, raw_json=True),
+    )
 
 
 # -- sinks -------------------------------------------------------------------------------------

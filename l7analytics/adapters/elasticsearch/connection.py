@@ -129,17 +129,25 @@ class EsConnection(EsConnectionConfig):
         return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
 
 
-def connect(connection: EsConnection):  # -> elasticsearch.Elasticsearch
-    """A client for ``connection`` (8.x client; it works with 7.17 and 8.x servers)."""
+def connect(connection: EsConnection, *, raw_json: bool = False):  # -> Elasticsearch
+    """A client for ``connection`` (8.x client; it works with 7.17 and 8.x servers).
+
+    ``raw_json``: its JSON answers stay bytes, for
+    :func:`~l7analytics.adapters.elasticsearch.pages.parse_page` (errors are decoded)."""
     from elasticsearch import Elasticsearch
     from elasticsearch.serializer import OrjsonSerializer
+
+    from l7analytics.adapters.elasticsearch.pages import RAW_JSON
 
     kwargs: dict[str, Any] = {
         "hosts": connection.hosts,
         "request_timeout": connection.request_timeout,
         "max_retries": 0,  # RetryPolicy is the one retry layer (with backoff; the client has none)
-        "serializer": OrjsonSerializer(),
     }
+    if raw_json:
+        kwargs["serializers"] = RAW_JSON
+    else:
+        kwargs["serializer"] = OrjsonSerializer()
     if any(host.startswith("https://") for host in connection.hosts):
         # TLS options on an http:// host are refused by the client: they only go with https.
         kwargs["verify_certs"] = connection.verify_certs

@@ -10,11 +10,12 @@ How a window ``[start, end)`` on ``end_time`` is read:
   last ``end_time`` read, skipping the ids already read at that instant. Time slices rather
   than Elasticsearch's ``slice`` parameter because a time range holds the same documents
   whichever context reads it;
-- documents come in large pages with their whole ``_source``, decoded with orjson and parsed
-  into Arrow by Arrow's JSON reader; a bounded queue keeps memory flat whatever the window
-  size. No ``_source`` includes and no ``filter_path``: both make the server parse every
-  document, which measured 2.4x and 1.5x slower here than sending the stored source as is
-  (Calico documents hold little besides the fields the job reads);
+- documents come in large pages with their whole ``_source``; each answer is parsed into Arrow
+  by Arrow's JSON reader straight from its bytes (:mod:`.pages`), in the slice's thread, and a
+  bounded queue keeps memory flat whatever the window size. No ``_source`` includes and no
+  ``filter_path``: both make the server parse every document, which measured 2.4x and 1.5x
+  slower here than sending the stored source as is (Calico documents hold little besides the
+  fields the job reads);
 - 429, 5xx and timeouts are retried with exponential backoff, in one layer
   (:class:`~l7analytics.adapters.elasticsearch.connection.RetryPolicy`);
 - afterwards ``_count`` for the same query must equal what was read, or the read fails and
@@ -34,15 +35,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from l7analytics.adapters.elasticsearch.connection import (
     RetryPolicy,
     lacks_read,
     translate_errors,
 )
+from l7analytics.adapters.elasticsearch.pages import Page, parse_page
 from l7analytics.core.errors import ConfigError, SourceError, SourceTimeout
-from l7analytics.core.rawjson import documents_table
 from l7analytics.core.windows import Window, iso
 from l7analytics.jobs.ports import RawBatch
 from l7analytics.jobs.prefetch import interleave
@@ -55,7 +57,7 @@ class EsReadOptions:
     index: str = "tigera_secure_ee_l7.*"
     #: Single-index layout (``calico_l7logs*``): documents of every cluster, filtered here.
     cluster_filter: str | None = None
-    slices: int = 2
+    slices: int = 4
     page_size: int = 5000
     keep_alive: str = "5m"
     read_delay: timedelta = timedelta(minutes=10)
@@ -93,7 +95,13 @@ class _Progress:
 
 
 class EsL7Source:
-    """Reads L7 documents of a window; see the module docstring for how."""
+    """Reads L7 documents of a window; see the module docstring for how.
+
+    ``pages`` is the client that fetches pages of hits; made with
+    :data:`~l7analytics.adapters.elasticsearch.pages.RAW_JSON` it leaves them as bytes for
+    Arrow (the fast way, what :func:`~l7analytics.jobs.composition` wires). Without it,
+    ``client`` fetches them too, decoded.
+    """
 
     def __init__(
         self,
@@ -102,8 +110,10 @@ class EsL7Source:
         host: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
+        pages: Any = None,
     ) -> None:
         self.client = client
+        self.pages = client if pages is None else pages
         self.options = options
         self.host = host
         self.clock = clock
@@ -123,7 +133,7 @@ class EsL7Source:
         slices = list(window.split(_slice_length(window, self.options.slices)))
         producers = [functools.partial(self._slice_batches, s) for s in slices]
         for batch in interleave(producers, depth=2 * len(slices)):
-            self.documents_read += batch.table.num_rows
+            self.documents_read += batch.table.num_rows + len(batch.unparsable)
             yield batch
         if self.options.verify_count:
             self._verify_count(window)
@@ -231,7 +241,7 @@ class EsL7Source:
             except _ContextExpired:
                 continue  # reopen and resume where this slice stopped
 
-    def _read_pit(self, window: Window, progress: _Progress) -> Iterator[list[dict]]:
+    def _read_pit(self, window: Window, progress: _Progress) -> Iterator[Page]:
         with translate_errors(self.host, f"opening a point in time on {self.options.index}"):
             pit = self._retrying(
                 lambda: self.client.open_point_in_time(
@@ -255,61 +265,59 @@ class EsL7Source:
                 }
                 if progress.search_after is not None:
                     body["search_after"] = progress.search_after
-                response = self._search(body, "reading with a point in time")
-                pit_id = response.get("pit_id", pit_id)
-                hits = response.get("hits", {}).get("hits", [])
-                if not hits:
+                page = self._search(body, "reading with a point in time")
+                pit_id = page.pit_id or pit_id
+                if not page.size:
                     return
-                yield hits
-                progress.search_after = hits[-1]["sort"]
-                if len(hits) < self.options.page_size:
+                yield page
+                progress.search_after = page.last_sort
+                if page.size < self.options.page_size:
                     return
         finally:
             self._close_pit(pit_id)
 
-    def _read_scroll(self, window: Window, progress: _Progress) -> Iterator[list[dict]]:
+    def _read_scroll(self, window: Window, progress: _Progress) -> Iterator[Page]:
         body = {
             "query": self._query(window, progress.last_end_time),
             "sort": [{"end_time": "asc"}, "_doc"],
             "size": self.options.page_size,
         }
-        response = self._search(
+        page = self._search(
             body, "opening a scroll", scroll=self.options.keep_alive, index=self.options.index
         )
-        scroll_id = response.get("_scroll_id")
+        scroll_id = page.scroll_id
         try:
             while True:
-                hits = response.get("hits", {}).get("hits", [])
-                if not hits:
+                if not page.size:
                     return
-                yield hits
-                response = self._scroll(scroll_id)
-                scroll_id = response.get("_scroll_id", scroll_id)
+                yield page
+                page = self._scroll(scroll_id)
+                scroll_id = page.scroll_id or scroll_id
         finally:
             if scroll_id:
                 self._quietly(lambda: self.client.clear_scroll(scroll_id=scroll_id))
 
-    def _search(self, body: dict[str, Any], what: str, **params: Any) -> dict[str, Any]:
+    def _search(self, body: dict[str, Any], what: str, **params: Any) -> Page:
         from elasticsearch import ApiError
 
         if "pit" not in body:  # index options are refused together with a point in time
             params.update(ignore_unavailable=True, allow_no_indices=True)
         with translate_errors(self.host, what):
             try:
-                response = self._retrying(lambda: self.client.search(body=body, **params))
+                response = self._retrying(lambda: self.pages.search(body=body, **params))
             except ApiError as exc:
                 if _expired(exc):
                     raise _ContextExpired from None
                 raise
-        return response.body if hasattr(response, "body") else response
+        return parse_page(_body(response))
 
-    def _scroll(self, scroll_id: str) -> dict[str, Any]:
+    def _scroll(self, scroll_id: str) -> Page:
         from elasticsearch import ApiError
 
         with translate_errors(self.host, "continuing a scroll"):
             try:
                 response = self._retrying(
-                    lambda: self.client.scroll(
+                    lambda: self.pages.scroll(
                         scroll_id=scroll_id,
                         scroll=self.options.keep_alive,
                     )
@@ -318,45 +326,28 @@ class EsL7Source:
                 if _expired(exc):
                     raise _ContextExpired from None
                 raise
-        return response.body if hasattr(response, "body") else response
+        return parse_page(_body(response))
 
     def _retrying(self, call: Callable[[], Any]) -> Any:
         return self.options.retry.call(call, self.sleep)
 
-    def _to_batch(self, hits: list[dict], progress: _Progress) -> RawBatch | None:
-        """Hits as a raw table; on the scroll path, skipping those already read before the
+    def _to_batch(self, page: Page, progress: _Progress) -> RawBatch | None:
+        """A page as a raw batch; on the scroll path, without the hits already read before the
         scroll was reopened (a point in time resumes exactly through ``search_after``)."""
-        if self.method_used == "pit":
-            progress.read += len(hits)
-            return RawBatch(
-                table=documents_table([h.get("_source") or {} for h in hits]),
-                raw_record=lambda i: orjson.dumps(hits[i].get("_source")).decode(),
-                origin=lambda i: f"{hits[i].get('_index')}/{hits[i].get('_id')}",
-            )
-        sources = []
-        for hit in hits:
-            source = hit.get("_source") or {}
-            end = source.get("end_time")
-            key = f"{hit.get('_index')}/{hit.get('_id')}"
-            if isinstance(end, int | float):
-                end = int(end)
-                if progress.last_end_time is not None and end == progress.last_end_time:
-                    if key in progress.ids_at_last:
-                        continue
-                elif progress.last_end_time is None or end > progress.last_end_time:
-                    progress.last_end_time = end
-                    progress.ids_at_last = set()
-                progress.ids_at_last.add(key)
-            sources.append((key, source))
-        if not sources:
-            return None
-        progress.read += len(sources)
-        table = documents_table([s for _, s in sources])
-        keys = [k for k, _ in sources]
+        rows = None
+        if self.method_used != "pit":
+            rows = _unread_rows(page, progress)
+            if rows is not None and not len(rows) and not page.unparsable:
+                return None
+        table = page.sources if rows is None else page.sources.take(rows)
+        keys = page.keys if rows is None else page.keys.take(rows)
+        position = (lambda i: i) if rows is None else (lambda i: rows[i].as_py())
+        progress.read += table.num_rows + len(page.unparsable)
         return RawBatch(
             table=table,
-            raw_record=lambda i: orjson.dumps(sources[i][1]).decode(),
-            origin=lambda i: keys[i],
+            raw_record=lambda i: page.source_text(position(i)),
+            origin=lambda i: keys[i].as_py(),
+            unparsable=page.unparsable,
         )
 
     def _verify_count(self, window: Window) -> None:
@@ -387,6 +378,45 @@ def _expired(exc: Any) -> bool:
     return exc.meta.status == 404 and (
         "search_context_missing_exception" in text or "No search context found" in text
     )
+
+
+def _body(response: Any) -> Any:
+    return response.body if hasattr(response, "body") else response
+
+
+def _unread_rows(page: Page, progress: _Progress) -> pa.Array | None:
+    """Scroll pages come in ``end_time`` order. Record the last ``end_time`` read and the keys
+    read at it; after a reopen (which starts again at that instant) drop those keys. ``None``
+    when every row is new."""
+    ends = _integers(page.sources.column("end_time"))
+    last = progress.last_end_time
+    seen = None
+    if last is not None and progress.ids_at_last:
+        at_last = pc.equal(ends, last)
+        known = pc.is_in(page.keys, value_set=pa.array(sorted(progress.ids_at_last), pa.string()))
+        seen = pc.fill_null(pc.and_(at_last, known), False)
+    top = pc.max(ends).as_py()
+    if top is not None and (last is None or top >= last):
+        at_top = pc.fill_null(pc.equal(ends, top), False)
+        keys = pc.filter(page.keys, at_top).to_pylist()
+        if top != last:
+            progress.last_end_time, progress.ids_at_last = top, set()
+        progress.ids_at_last.update(keys)
+    if seen is None or not pc.any(seen).as_py():
+        return None
+    return pc.indices_nonzero(pc.invert(seen))
+
+
+def _integers(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``end_time`` as integers; on a page read as text (odd types), the values that are
+    integers (the others, which the normalizer quarantines, are null here)."""
+    if pa.types.is_integer(column.type):
+        return column
+    numbers = [
+        int(v) if isinstance(v, str) and v.isascii() and v.isdigit() else None
+        for v in column.to_pylist()
+    ]
+    return pa.chunked_array([pa.array(numbers, pa.int64())])
 
 
 def _slice_length(window: Window, slices: int) -> timedelta:
