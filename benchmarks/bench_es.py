@@ -122,8 +122,11 @@ def time_extract(client: Elasticsearch, url: str, window: Window, slices: int) -
 READERS = (
     ("scan", "elasticsearch.helpers.scan", 0),
     ("extract_1_slice", "l7analytics, 1 slice", 1),
-    ("extract_default", f"l7analytics, default ({EsReadOptions().slices} slices)",
-     EsReadOptions().slices),
+    (
+        "extract_default",
+        f"l7analytics, default ({EsReadOptions().slices} slices)",
+        EsReadOptions().slices,
+    ),
 )
 
 

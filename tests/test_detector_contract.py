@@ -122,3 +122,15 @@ def test_learnt_state_lives_only_in_attributes_ending_in_underscore(detector_id,
     )
     changed = {k for k, v in vars(detector).items() if k not in before or before[k] is not v}
     assert changed and all(k.endswith("_") for k in changed), changed
+
+
+@pytest.mark.parametrize("detector_id", list(REGISTRY))
+def test_prepare_changes_no_state_and_the_alerts_stay_the_same(detector_id, lake):
+    """``prepare`` only loads (imports) ahead of ``detect``, in a background thread."""
+    detector = fitted(detector_id, lake)
+    summary = detector.combine(partials(detector, lake, SCORED))
+    before = {k: v for k, v in vars(detector).items()}
+    expected = alerts(detector, summary, lake)
+    detector.prepare()
+    assert {k: v for k, v in vars(detector).items()} == before
+    assert alerts(detector, summary, lake) == expected

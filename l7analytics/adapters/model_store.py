@@ -14,9 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import joblib
 import pyarrow.fs as pafs
-import sklearn
 
 from l7analytics import __version__
 from l7analytics.adapters.delta_lake import DeltaLake
@@ -43,6 +41,9 @@ class LakeModelStore:
         atomic = getattr(self.lake, "atomic_rename", True)
         staging = self.lake.path("_staging", f"model-{detector_id}-{version}") if atomic else final
         fs.create_dir(staging, recursive=True)
+        import joblib  # here, not at import: joblib and scikit-learn take about 0.8 s to load
+        import sklearn
+
         buffer = io.BytesIO()
         joblib.dump(model, buffer, compress=3)
         with fs.open_output_stream(f"{staging}/model.joblib") as out:
@@ -93,6 +94,8 @@ class LakeModelStore:
         with self.lake.fs.open_input_stream(
             f"{self._dir(detector_id, meta['version'])}/model.joblib"
         ) as s:
+            import joblib  # scikit-learn loads with the model; see save()
+
             model = joblib.load(io.BytesIO(s.read()))
         return model, meta
 

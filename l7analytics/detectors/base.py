@@ -75,6 +75,12 @@ class Detector(ABC):
         """How much history before a window ``fit`` and ``detect`` need (None: none)."""
         return None
 
+    def prepare(self) -> None:
+        """Load what ``detect`` will need (heavy imports); the pipeline calls it in a
+        background thread while the window is summarized, so a short window does not pay it
+        on its critical path. Optional: ``detect`` must work without it."""
+        return None
+
     def fit(self, summary: pa.Table, context: DetectionContext) -> Detector:
         """Learn from a training range's combined summary; sets ``model_``, returns ``self``."""
         raise NotImplementedError(f"{self.id} does not learn")

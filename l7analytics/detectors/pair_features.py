@@ -259,10 +259,12 @@ def volume_evidence(requests: pd.Series, expected: pd.Series, level: float) -> p
     confidence bound (at ``level``) of a Poisson rate given the observed count, over the
     expected count. 5 requests against an expected 1 is no evidence of anything; 500 against
     20 is. The bound grows with the count, so a larger claim needs more requests."""
-    from scipy import stats  # here, not at import: extracting needs no statistics
+    # scipy.special, not scipy.stats: the same functions (stats.gamma.ppf is gammaincinv,
+    # stats.beta.ppf equal to betaincinv here), and 0.2 s to import against 1 s
+    from scipy import special  # here, not at import: extracting needs no statistics
 
     n = requests.to_numpy(dtype=float)
-    lower = np.where(n > 0, stats.gamma.ppf(level, np.maximum(n, 1e-9)), 0.0)
+    lower = np.where(n > 0, special.gammaincinv(np.maximum(n, 1e-9), level), 0.0)
     return pd.Series(lower / np.maximum(expected.to_numpy(dtype=float), 1.0), index=requests.index)
 
 
@@ -273,11 +275,11 @@ def client_error_evidence(
     Clopper-Pearson lower bound (at ``level``) of the observed share, minus the smoothed usual
     share. 5 errors in 21 requests bound the share at a few percent, no claim; 200 in 220 bound
     it near 0.8."""
-    from scipy import stats
+    from scipy import special  # see volume_evidence
 
     e = errors.to_numpy(dtype=float)
     n = requests.to_numpy(dtype=float)
-    lower = np.where(e > 0, stats.beta.ppf(level, np.maximum(e, 1e-9), n - e + 1), 0.0)
+    lower = np.where(e > 0, special.betaincinv(np.maximum(e, 1e-9), n - e + 1, level), 0.0)
     return pd.Series(lower - baseline_share.to_numpy(dtype=float), index=requests.index)
 
 

@@ -11,6 +11,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -381,37 +382,17 @@ def score(
         )
     detectors = list(detectors) if detectors is not None else build_detectors(settings)
     result = ScoreResult(window, missing_hours=[iso(h) for h in missing])
-    if parts is None:
-        summary = summarize_window(lake, window, detectors, settings, progress)
-    else:
-        summary = summary_from_parts(lake, window, detectors, settings, parts, progress)
-    result.records = summary.rows
-    unlogged = lake.read_table(window, dataset="unlogged")
-    alerts: list[Alert] = []
-    for detector in detectors:
-        outcome = DetectorOutcome(
-            status="ok", allowlisted_rows=summary.allowlisted.get(detector.id, 0)
+    with ThreadPoolExecutor(1, thread_name_prefix="l7analytics-score") as early:
+        loads = _load_early(early, lake, window, detectors, store)
+        if parts is None:
+            summary = summarize_window(lake, window, detectors, settings, progress)
+        else:
+            summary = summary_from_parts(lake, window, detectors, settings, parts, progress)
+        result.records = summary.rows
+        unlogged = lake.read_table(window, dataset="unlogged")
+        alerts = _detect_all(
+            detectors, summary, loads, result, settings, window, run_mode, unlogged
         )
-        context = DetectionContext(
-            window=window, bucket=settings.window, run_mode=run_mode, unlogged=unlogged
-        )
-        try:
-            if detector.history_span:
-                context.history = read_history(lake, window, detector.history_span)
-            if detector.learns and store is not None:
-                try:
-                    detector.model_, metadata = store.latest(detector.id, window)
-                    outcome.model_version = metadata.get("version")
-                except ModelError as exc:
-                    outcome.status, outcome.message = "degraded", f"first-seen only: {exc}"
-            found = detector.detect(summary.summaries[detector.id], context)
-        except L7AnalyticsError as exc:
-            outcome.status, outcome.message = "failed", str(exc)
-            found = []
-        outcome.alerts = len(found)
-        result.outcomes[detector.id] = outcome
-        result.shifts += [{"detector": detector.id, **s} for s in context.shifts]
-        alerts.extend(found)
     result.alerts = correlate(
         suppress(alerts, settings.suppression), settings.suppression or settings.window
     )
@@ -423,3 +404,69 @@ def score(
         result.written[sink.description] = sink.write(result.alerts)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _load_early(
+    pool: ThreadPoolExecutor,
+    lake: Lake,
+    window: Window,
+    detectors: Sequence[Detector],
+    store: ModelStore | None,
+) -> dict[tuple[str, str], Future]:
+    """Start loading what the detectors need (imports, models, histories) beside the
+    summarizing.
+
+    Why: loading a model imports scikit-learn and SciPy (about 0.8 s here), a fixed cost that
+    dominated short windows (a 200k-record hour); summarizing is mostly Arrow kernels, which
+    release the GIL, so the two overlap. A failure is raised where the result is taken.
+    """
+    loads: dict[tuple[str, str], Future] = {}
+    for detector in detectors:
+        pool.submit(detector.prepare)  # its failure is detect's to meet
+    for detector in detectors:
+        if detector.learns and store is not None:
+            loads[detector.id, "model"] = pool.submit(store.latest, detector.id, window)
+    for detector in detectors:
+        if detector.history_span:
+            span = detector.history_span
+            loads[detector.id, "history"] = pool.submit(read_history, lake, window, span)
+    return loads
+
+
+def _detect_all(
+    detectors: Sequence[Detector],
+    summary: WindowSummary,
+    loads: Mapping[tuple[str, str], Future],
+    result: ScoreResult,
+    settings: Settings,
+    window: Window,
+    run_mode: str,
+    unlogged: pa.Table,
+) -> list[Alert]:
+    """Each detector's verdicts; one that fails is reported in its outcome, the others go on."""
+    alerts: list[Alert] = []
+    for detector in detectors:
+        outcome = DetectorOutcome(
+            status="ok", allowlisted_rows=summary.allowlisted.get(detector.id, 0)
+        )
+        context = DetectionContext(
+            window=window, bucket=settings.window, run_mode=run_mode, unlogged=unlogged
+        )
+        try:
+            if (detector.id, "history") in loads:
+                context.history = loads[detector.id, "history"].result()
+            if (detector.id, "model") in loads:
+                try:
+                    detector.model_, metadata = loads[detector.id, "model"].result()
+                    outcome.model_version = metadata.get("version")
+                except ModelError as exc:
+                    outcome.status, outcome.message = "degraded", f"first-seen only: {exc}"
+            found = detector.detect(summary.summaries[detector.id], context)
+        except L7AnalyticsError as exc:
+            outcome.status, outcome.message = "failed", str(exc)
+            found = []
+        outcome.alerts = len(found)
+        result.outcomes[detector.id] = outcome
+        result.shifts += [{"detector": detector.id, **s} for s in context.shifts]
+        alerts.extend(found)
+    return alerts
