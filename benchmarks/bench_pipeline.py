@@ -18,8 +18,12 @@ What is measured, for each size N (``--sizes``, default ``1M,10M``):
     warm-up only seeds "first seen" and is not fitted on; with 1d nothing would be left).
 ``score``
     :func:`l7analytics.jobs.pipeline.score` runs the three detectors (default settings) over the
-    last day of the lake and writes the alerts to an NDJSON sink (records/s). Target: 10M
-    records in < 60 s (i.e. >= 166,667 records/s) with a peak RSS < 2 GB.
+    last day of the lake and writes the alerts to an NDJSON sink (records/s). Target: at least
+    1,000,000 records/s at 10M, with a peak RSS of at most 1 GB.
+``score_hour``
+    ``l7analytics score`` (the CLI, in a fresh process, timed from start to exit: imports,
+    settings, model load and history reads included) over the hour of the scored day whose
+    records are nearest 200,000. Target: at least 300,000 records/s.
 
 Every stage runs in its own child process (this script re-invoking itself with ``--stage``), and
 the peak RSS reported is that child's ``VmHWM`` (see ``peak_rss.py``), so the figures are per
@@ -65,11 +69,12 @@ from peak_rss import peak_rss_mb
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DEFAULT_WORKDIR = Path("/tmp/l7analytics-bench")
-STAGES = ("generate", "ingest", "train", "score")
+STAGES = ("generate", "ingest", "train", "score", "score_hour")
 INGEST_TARGET = 200_000  # documents/s
-SCORE_TARGET_RECORDS, SCORE_TARGET_SECONDS = 10_000_000, 60.0
-SCORE_TARGET_RATE = SCORE_TARGET_RECORDS / SCORE_TARGET_SECONDS  # records/s
-MEMORY_TARGET_MB = 2048.0
+SCORE_TARGET_RATE = 1_000_000  # records/s at 10M
+MEMORY_TARGET_MB = 1024.0  # peak of the score stage
+HOUR_RECORDS = 200_000  # score_hour scores the hour of the scored day nearest this many records
+HOUR_TARGET_RATE = 300_000  # records/s, a fresh process end to end
 #: Other processes using more than this share of the CPUs during a stage skew its figures.
 BUSY_SHARE = 0.10
 BYTES_PER_DOCUMENT = 800  # NDJSON plus lake, a generous estimate for the disk-space check
@@ -304,6 +309,32 @@ def stage_score(case: Case) -> dict[str, Any]:
     }
 
 
+def stage_score_hour(case: Case) -> dict[str, Any]:
+    """The CLI scoring one hour in a fresh process, timed from start to exit: imports,
+    settings, the model load and the history reads all count, as for an hourly schedule."""
+    from l7analytics.core.windows import Window
+    from l7analytics.jobs import composition
+
+    lake = composition.open_lake(case.lake)
+    first, _ = case.scored_day
+    hours = [Window(first + timedelta(hours=h), first + timedelta(hours=h + 1)) for h in range(24)]
+    sizes = {h: sum(m["rows"] for m in lake.manifests(h)) for h in hours}
+    hour = min(hours, key=lambda h: abs(sizes[h] - HOUR_RECORDS))
+    alerts = case.workdir / f"alerts-hour-{case.name}.ndjson"
+    alerts.unlink(missing_ok=True)
+    command = [str(Path(sys.executable).with_name("l7analytics")), "score", "--lake",
+               str(case.lake), "--start", hour.start.isoformat(), "--end", hour.end.isoformat(),
+               "--alerts", str(alerts)]  # fmt: skip
+    with Stopwatch() as watch:
+        subprocess.run(command, check=True, capture_output=True)
+    figures = watch.figures()
+    figures["cpu_seconds"] = _children_cpu_seconds()  # the CLI's, not this process's
+    # The CLI's peak; Linux counts at least this process's RSS at the fork in it (an upper
+    # bound: see peak_rss.py).
+    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"items": sizes[hour], **figures, "window": str(hour)}
+
+
 def outcome_text(outcome: Any) -> str:
     """``ok (3 alerts, model 20261102T000000)`` for one :class:`DetectorOutcome`."""
     model = f", model {outcome.model_version}" if outcome.model_version else ""
@@ -316,6 +347,7 @@ STAGE_FUNCTIONS = {
     "ingest": stage_ingest,
     "train": stage_train,
     "score": stage_score,
+    "score_hour": stage_score_hour,
 }
 
 
@@ -338,7 +370,7 @@ def run_stage_here(stage: str, case: Case, result_path: Path, profile: bool) -> 
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
     else:
         figures = STAGE_FUNCTIONS[stage](case)
-    figures["peak_rss_mb"] = peak_rss_mb()
+    figures.setdefault("peak_rss_mb", peak_rss_mb())
     result_path.write_text(json.dumps(figures))
 
 
@@ -382,10 +414,13 @@ class Row:
             missed = []
             if self.rate < SCORE_TARGET_RATE:
                 missed.append("rate")
-            if self.rss >= MEMORY_TARGET_MB:
+            if self.rss > MEMORY_TARGET_MB:
                 missed.append("memory")
-            target = f"10M in < 60 s (>= {SCORE_TARGET_RATE:,.0f} rec/s), < 2 GB"
+            target = f">= {SCORE_TARGET_RATE:,} rec/s, <= 1 GB"
             return target, "met" if not missed else "MISSED (" + ", ".join(missed) + ")"
+        if self.stage == "score_hour":
+            ok = self.rate >= HOUR_TARGET_RATE
+            return f">= {HOUR_TARGET_RATE:,} rec/s", "met" if ok else "MISSED"
         return "-", ""
 
 
@@ -556,6 +591,8 @@ def details(row: Row) -> str:
         )
     if row.stage == "train":
         return f"{f['window']}, {f['model_rows']:,} (pair, window) rows"
+    if row.stage == "score_hour":
+        return f"{f['window']}: the CLI in a fresh process, imports included"
     if row.stage == "score":
         return f"{f['window']}, {f['alerts']:,} alerts; " + "; ".join(
             f"{d}: {s}" for d, s in f["detectors"].items()

@@ -72,6 +72,12 @@ def _re2_pattern(compiled: _CompiledRule) -> str | None:
     return pattern
 
 
+def _any_of(patterns: list[tuple[str | None, bool]]) -> str | None:
+    """One RE2 pattern matching where any of ``patterns`` (pattern, ignore case) matches."""
+    groups = [f"(?{'i' if fold else ''}:{p})" for p, fold in patterns if p is not None]
+    return "|".join(groups) or None
+
+
 @dataclass(frozen=True, slots=True)
 class _CompiledRule:
     rule: RestrictedRule
@@ -133,6 +139,10 @@ class RestrictedUrlDetector(Detector):
         #: Each rule's pattern as Arrow's RE2 runs it; None where RE2 refuses it (a lookahead,
         #: say) or the rule has a regex of the user's: that rule is matched by Python's ``re``.
         self._re2 = [_re2_pattern(c) for c in self._rules]
+        #: Every RE2 pattern in one alternation, each with its rule's case flag: the prefilter.
+        self._re2_any = _any_of(
+            [(p, not c.rule.case_sensitive) for c, p in zip(self._rules, self._re2, strict=True)]
+        )
 
     @property
     def rules(self) -> list[RestrictedRule]:
@@ -155,11 +165,21 @@ class RestrictedUrlDetector(Detector):
         plain = plain.to_numpy(zero_copy_only=False)
         hits = np.zeros((len(self._rules), n), dtype=bool)
         values = None
+        # One RE2 pass for every rule RE2 runs finds the few candidate paths; each rule then
+        # runs on the candidates only (7 passes over every distinct path cost 4x as much).
+        candidates = np.zeros(n, dtype=bool)
+        if self._re2_any is not None:
+            matched = pc.match_substring_regex(normalized, self._re2_any)
+            candidates = pc.fill_null(matched, False).to_numpy(zero_copy_only=False) & plain
+        at = pa.array(np.flatnonzero(candidates))
+        few = normalized.take(at)
         for i, (compiled, re2) in enumerate(zip(self._rules, self._re2, strict=True)):
             if re2 is not None:
                 ignore_case = not compiled.rule.case_sensitive
-                matched = pc.match_substring_regex(normalized, re2, ignore_case=ignore_case)
-                hits[i] = pc.fill_null(matched, False).to_numpy(zero_copy_only=False) & plain
+                matched = pc.match_substring_regex(few, re2, ignore_case=ignore_case)
+                hits[i][at.to_numpy()] = pc.fill_null(matched, False).to_numpy(
+                    zero_copy_only=False
+                )
             else:
                 values = normalized.to_pylist() if values is None else values
                 search = compiled.pattern.search

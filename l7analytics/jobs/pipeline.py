@@ -39,6 +39,10 @@ LAKE_SUMMARIES = {"pairs": HISTORY}
 #: Partial aggregates are combined when they hold more rows than this (bounded memory).
 _COMBINE_ROWS = 2_000_000
 
+#: Rows a batch of the summarizing pass holds: the detectors' working sets grow with it, and
+#: at 10M records this size peaked 60-100 MB lower than 262,144 at the same speed.
+_SUMMARIZE_BATCH = 131_072
+
 Progress = Callable[[int], None]
 #: A large window's parts as a PartStore loads them: hour -> (detector -> summary, meta).
 PartsOfWindow = Mapping[str, tuple[Mapping[str, pa.Table], Mapping[str, Any]]]
@@ -150,18 +154,27 @@ def summarize_window(
     allowlisted: dict[str, int] = defaultdict(int)
     rows = 0
     bucket = settings.window
-    for batch in lake.read(window, columns):
-        table = pa.Table.from_batches([batch])
-        rows += table.num_rows
-        for detector in detectors:
-            kept, removed = remove_allowlisted(table, settings.allowlist, detector.id)
-            allowlisted[detector.id] += removed
-            parts = partials[detector.id]
-            parts.append(detector.summarize(kept, bucket))
-            if sum(p.num_rows for p in parts) > _COMBINE_ROWS:
-                partials[detector.id] = [detector.combine(parts)]
-        if progress is not None:
-            progress(batch.num_rows)
+
+    def summarize(detector: Detector, table: pa.Table) -> None:
+        kept, removed = remove_allowlisted(table, settings.allowlist, detector.id)
+        allowlisted[detector.id] += removed
+        parts = partials[detector.id]
+        parts.append(detector.summarize(kept, bucket))
+        if sum(p.num_rows for p in parts) > _COMBINE_ROWS:
+            partials[detector.id] = [detector.combine(parts)]
+
+    # The detectors summarize a batch side by side: their work is mostly Arrow kernels, which
+    # release the GIL, so they use the cores a single thread of kernels leaves idle. Each
+    # detector's partials stay in batch order (one thread at a time touches them).
+    threads = max(1, min(len(detectors), pa.cpu_count()))  # more would only add memory
+    with ThreadPoolExecutor(threads, thread_name_prefix="l7analytics-map") as pool:
+        for batch in lake.read(window, columns, batch_size=_SUMMARIZE_BATCH):
+            table = pa.Table.from_batches([batch])
+            rows += table.num_rows
+            for done in [pool.submit(summarize, d, table) for d in detectors]:
+                done.result()
+            if progress is not None:
+                progress(batch.num_rows)
     summaries = {}
     for detector in detectors:
         parts = partials[detector.id]
