@@ -6,7 +6,10 @@ with incidents (two days to learn from, the third scored) and must:
 - give the same alerts whatever the order and grouping its partial aggregates are combined in;
 - be deterministic: two fresh instances give identical alerts;
 - accept an empty window (no records) and return no alerts;
-- keep what it learns only in attributes ending in ``_`` (a learning detector's ``fit``).
+- keep what it learns only in attributes ending in ``_`` (a learning detector's ``fit``);
+- be left unchanged by ``prepare`` (which only loads ahead of ``detect``);
+- give the same summary (one row per key) and alerts when the pipeline combines its partials
+  as they come, setting aside the buckets that are over, in time order or not.
 """
 
 from __future__ import annotations
@@ -134,3 +137,41 @@ def test_prepare_changes_no_state_and_the_alerts_stay_the_same(detector_id, lake
     detector.prepare()
     assert {k: v for k, v in vars(detector).items()} == before
     assert alerts(detector, summary, lake) == expected
+
+
+@pytest.mark.parametrize("detector_id", list(REGISTRY))
+def test_the_pipelines_streaming_combination_gives_the_same_alerts(detector_id, lake, monkeypatch):
+    """``summarize_window`` combines partials as they come and sets aside the buckets that
+    are over; in time order, shuffled, or back in time, the alerts are the same."""
+    import random
+
+    from l7analytics.jobs import pipeline
+
+    monkeypatch.setattr(pipeline, "_COMBINE_ROWS", 50)  # combine (and close) often
+    detector = fitted(detector_id, lake)
+    parts = [  # small batches: a bucket spans several of them
+        detector.summarize(pa.Table.from_batches([batch]), SETTINGS.window)
+        for batch in lake.read(SCORED, detector.columns, batch_size=1_500)
+    ]
+    expected = alerts(detector, detector.combine(parts), lake)
+    shuffled = parts[:]
+    random.Random(3).shuffle(shuffled)
+    combined = canonical(detector.combine(parts), detector)
+    for order in (parts, shuffled, parts[::-1]):
+        streamed = pipeline._Partials(detector)
+        for part in order:
+            streamed.add(part)
+        assert canonical(streamed.result(), detector).equals(combined)  # one row per key
+        assert alerts(detector, streamed.result(), lake) == expected
+    if "bucket" in detector.keys:  # in time order, buckets were set aside: it was exercised
+        streamed = pipeline._Partials(detector)
+        for part in parts:
+            streamed.add(part)
+        assert streamed.closed
+
+
+def canonical(summary: pa.Table, detector: Detector) -> pa.Table:
+    """A summary with its columns and rows in one order, to compare two as tables."""
+    names = sorted(summary.column_names)
+    table = summary.select(names).combine_chunks()
+    return table.sort_by([(k, "ascending") for k in detector.keys if k in names])

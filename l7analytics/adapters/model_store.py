@@ -1,16 +1,19 @@
 """Versioned models stored next to the lake: ``<lake>/models/<detector>/<version>/``
 (on object storage, ``models/cluster=<cluster>/...``: a model serves the cluster it learned).
 
-Each version holds ``model.joblib`` and ``metadata.json`` (training window, rows, parameters,
-library versions). Scoring a window takes the newest model trained on data that ended at or
-before the window's start, so a backfill of last month uses last month's model and gives the
-alerts a scheduled run gave then.
+Each version holds ``model.pickle.gz`` (``model.joblib`` before: still read) and
+``metadata.json`` (training window, rows, parameters, library versions, the model's file).
+Scoring a window takes the newest model trained on data that ended at or before the window's
+start, so a backfill of last month uses last month's model and gives the alerts a scheduled run
+gave then.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +24,9 @@ from l7analytics.adapters.delta_lake import DeltaLake
 from l7analytics.adapters.lake import ParquetLake
 from l7analytics.core.errors import ModelError
 from l7analytics.core.windows import Window, parse_time
+
+#: The model of a version: a pickle, gzip-compressed (models are trusted like the lake).
+MODEL_FILE = "model.pickle.gz"
 
 
 class LakeModelStore:
@@ -41,13 +47,12 @@ class LakeModelStore:
         atomic = getattr(self.lake, "atomic_rename", True)
         staging = self.lake.path("_staging", f"model-{detector_id}-{version}") if atomic else final
         fs.create_dir(staging, recursive=True)
-        import joblib  # here, not at import: joblib and scikit-learn take about 0.8 s to load
-        import sklearn
+        import sklearn  # here, not at import: only training records its version
 
-        buffer = io.BytesIO()
-        joblib.dump(model, buffer, compress=3)
-        with fs.open_output_stream(f"{staging}/model.joblib") as out:
-            out.write(buffer.getvalue())
+        # pickle and gzip from the standard library, not joblib: loading joblib imports
+        # loky and psutil (0.16 s) in every process that scores.
+        with fs.open_output_stream(f"{staging}/{MODEL_FILE}") as out:
+            out.write(gzip.compress(pickle.dumps(model, protocol=5), compresslevel=6))
         meta = {
             **metadata,
             "version": version,
@@ -55,6 +60,7 @@ class LakeModelStore:
             "trained_at": datetime.now(UTC).isoformat(),
             "l7analytics_version": __version__,
             "sklearn_version": sklearn.__version__,
+            "model_file": MODEL_FILE,
         }
         with fs.open_output_stream(f"{staging}/metadata.json") as out:
             out.write(json.dumps(meta, indent=2, sort_keys=True, default=str).encode())
@@ -91,13 +97,15 @@ class LakeModelStore:
                 f"{trained_before.start if trained_before else 'now'}; run `l7analytics train`"
             )
         meta = candidates[-1]
-        with self.lake.fs.open_input_stream(
-            f"{self._dir(detector_id, meta['version'])}/model.joblib"
-        ) as s:
-            import joblib  # scikit-learn loads with the model; see save()
+        name = meta.get("model_file", "model.joblib")  # versions saved before: joblib
+        path = f"{self._dir(detector_id, meta['version'])}/{name}"
+        with self.lake.fs.open_input_stream(path) as stream:
+            data = stream.read()
+        if name == "model.joblib":
+            import joblib
 
-            model = joblib.load(io.BytesIO(s.read()))
-        return model, meta
+            return joblib.load(io.BytesIO(data)), meta
+        return pickle.loads(gzip.decompress(data)), meta
 
 
 def _time(text: str) -> datetime:

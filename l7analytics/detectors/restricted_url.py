@@ -177,9 +177,7 @@ class RestrictedUrlDetector(Detector):
             if re2 is not None:
                 ignore_case = not compiled.rule.case_sensitive
                 matched = pc.match_substring_regex(few, re2, ignore_case=ignore_case)
-                hits[i][at.to_numpy()] = pc.fill_null(matched, False).to_numpy(
-                    zero_copy_only=False
-                )
+                hits[i][at.to_numpy()] = pc.fill_null(matched, False).to_numpy(zero_copy_only=False)
             else:
                 values = normalized.to_pylist() if values is None else values
                 search = compiled.pattern.search

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -103,43 +102,78 @@ class UrlScanDetector(Detector):
     def detect(self, summary: pa.Table, context: DetectionContext) -> list[Alert]:
         if summary.num_rows == 0:
             return []
-        frame = ordered_frame(summary, self.keys)
-        metrics = self._metrics(frame)
+        metrics = self._metrics(summary)
+        fired = [m for m in metrics.to_pylist() if self._fires(m)] if metrics.num_rows else []
+        if not fired:
+            return []
+        # Only the callers that fired become pandas rows (the summary of a large window holds
+        # one row per failing path; all of it as pandas was most of the scoring's memory).
+        wanted = pa.table({"bucket": [m["bucket"] for m in fired],
+                           "src_workload": [m["src_workload"] for m in fired]},
+                          schema=summary.select(["bucket", "src_workload"]).schema)  # fmt: skip
+        rows = summary.join(wanted, ["bucket", "src_workload"], join_type="inner")
+        groups = ordered_frame(rows, self.keys).groupby(["bucket", "src_workload"], sort=True)
         alerts = []
-        groups = frame.groupby(["bucket", "src_workload"], sort=True)
-        for (bucket_start, caller), m in metrics.to_dict(orient="index").items():  # native types
-            if self._fires(m):
-                group = groups.get_group((bucket_start, caller))
-                alerts.append(self._alert(bucket_start, caller, group, m, context))
+        for m in fired:
+            bucket_start, caller = pd.Timestamp(m.pop("bucket")), m.pop("src_workload")
+            group = groups.get_group((bucket_start, caller))
+            alerts.append(self._alert(bucket_start, caller, group, m, context))
         return alerts
 
-    def _metrics(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Per (bucket, caller), all at once: requests, errors, routes (destination and path
-        template) and those that only failed, distinct failing paths, destinations, requests
-        with a scanner's user agent."""
+    def _metrics(self, summary: pa.Table) -> pa.Table:
+        """Per (bucket, caller), all at once and in Arrow: requests, errors, routes
+        (destination and path template) and those that only failed, distinct failing paths,
+        destinations, requests with a scanner's user agent; sorted by bucket and caller."""
         caller = ["bucket", "src_workload"]
-        routes = frame.groupby([*caller, "dest", "path_template"], dropna=False, sort=False)[
-            ["requests", "error_requests"]
-        ].sum()
-        routes = routes[routes.index.get_level_values("src_workload").notna()]
-        error_only = (routes["error_requests"] == routes["requests"]) & (routes["requests"] > 0)
-        by_caller = frame.groupby(caller, sort=True)
-        m = by_caller[["requests", "error_requests"]].sum()
-        per_route = routes.groupby(level=caller)
-        m["templates"] = per_route.size()
-        m["error_only_templates"] = error_only.groupby(level=caller).sum()
-        m["distinct_error_paths"] = by_caller["error_path"].nunique()
-        m["destinations"] = by_caller["dest"].nunique()
-        scanner = frame["requests"].where(frame["scanner_agent"].notna(), 0)
-        m["scanner_requests"] = scanner.groupby([frame[c] for c in caller]).sum()
-        m = m.fillna(0)
-        for column in m.columns:
-            m[column] = m[column].astype(int)
-        m["error_share"] = (m["error_requests"] / m["requests"].where(m["requests"] > 0)).fillna(0)
-        m["error_only_template_share"] = m["error_only_templates"] / np.maximum(
-            m["templates"], self.config.min_templates
+        known = summary.filter(pc.is_valid(summary.column("src_workload")))
+        routes = known.group_by([*caller, "dest", "path_template"], use_threads=False).aggregate(
+            [("requests", "sum"), ("error_requests", "sum")]
         )
-        return m
+        only = pc.and_(
+            pc.equal(routes.column("error_requests_sum"), routes.column("requests_sum")),
+            pc.greater(routes.column("requests_sum"), 0),
+        )
+        routes = routes.append_column("error_only", pc.cast(only, pa.int64()))
+        per_route = routes.group_by(caller, use_threads=False).aggregate(
+            [("error_only", "count", pc.CountOptions("all")), ("error_only", "sum")]
+        )
+        scanner = pc.if_else(
+            pc.is_valid(known.column("scanner_agent")), known.column("requests"), 0
+        )
+        per_caller = (
+            known.append_column("scanner", scanner)
+            .group_by(caller, use_threads=False)
+            .aggregate(
+                [
+                    ("requests", "sum"),
+                    ("error_requests", "sum"),
+                    ("error_path", "count_distinct"),
+                    ("dest", "count_distinct"),
+                    ("scanner", "sum"),
+                ]
+            )
+            .join(per_route, caller, join_type="left outer", use_threads=False)
+        )
+        count = {
+            "requests": "requests_sum",
+            "error_requests": "error_requests_sum",
+            "templates": "error_only_count",
+            "error_only_templates": "error_only_sum",
+            "distinct_error_paths": "error_path_count_distinct",
+            "destinations": "dest_count_distinct",
+            "scanner_requests": "scanner_sum",
+        }
+        m = {k: per_caller.column(k) for k in caller}
+        for name, column in count.items():
+            m[name] = pc.cast(pc.fill_null(per_caller.column(column), 0), pa.int64())
+        requests = pc.cast(m["requests"], pa.float64())
+        share = pc.divide(pc.cast(m["error_requests"], pa.float64()), requests)
+        m["error_share"] = pc.if_else(pc.greater(m["requests"], 0), share, 0.0)
+        floor = pc.max_element_wise(m["templates"], self.config.min_templates)
+        m["error_only_template_share"] = pc.divide(
+            pc.cast(m["error_only_templates"], pa.float64()), pc.cast(floor, pa.float64())
+        )
+        return pa.table(m).sort_by([("bucket", "ascending"), ("src_workload", "ascending")])
 
     def _fires(self, m: dict[str, float]) -> bool:
         c = self.config
