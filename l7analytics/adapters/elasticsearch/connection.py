@@ -133,7 +133,9 @@ def connect(connection: EsConnection, *, raw_json: bool = False):  # -> Elastics
     """A client for ``connection`` (8.x client; it works with 7.17 and 8.x servers).
 
     ``raw_json``: its JSON answers stay bytes, for
-    :func:`~l7analytics.adapters.elasticsearch.pages.parse_page` (errors are decoded)."""
+    :func:`~l7analytics.adapters.elasticsearch.pages.parse_page` (errors are decoded). Such a
+    client reads pages beside a main client of the same connection, so it does not repeat
+    the main client's warning about unverified certificates."""
     from elasticsearch import Elasticsearch
     from elasticsearch.serializer import OrjsonSerializer
 
@@ -154,7 +156,7 @@ def connect(connection: EsConnection, *, raw_json: bool = False):  # -> Elastics
         kwargs["ssl_show_warn"] = False  # one warning below, not one per node and request
         if connection.ca_certs:
             kwargs["ca_certs"] = connection.ca_certs
-        if not connection.verify_certs:
+        if not connection.verify_certs and not raw_json:  # a page client's main client warned
             warn_unverified(connection.display_host)
     if connection.api_key is not None:
         kwargs["api_key"] = connection.api_key.get_secret_value()
