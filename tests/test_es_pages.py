@@ -126,3 +126,12 @@ def test_the_raw_serializer_keeps_answers_and_decodes_errors():
     assert pa.types.is_int64(
         parse_page(answer([b'{"count":3}'])).sources.schema.field("count").type
     )
+
+
+def test_invalid_utf8_from_a_server_reaches_the_quarantine_text_replaced():
+    """Elasticsearch refuses invalid UTF-8 when indexing, but a proxy or another server may
+    send it: Arrow lets it through (the normalizer quarantines the row), and the text kept
+    for the quarantine shows it replaced instead of failing the read."""
+    page = parse_page(answer([b'{"url":"a\xff\xfeb"}']))
+    assert page.size == 1
+    assert json.loads(page.source_text(0)) == {"url": "a\ufffd\ufffdb"}

@@ -98,7 +98,7 @@ def _arrow_page(raw: bytes) -> Page:
     if sources.null_count:
         raise pa.ArrowInvalid("a hit without _source")  # the decoded way reads it as {}
     columns = sources.flatten()
-    text = functools.cache(lambda: _decode(raw))
+    text = functools.cache(lambda: _decode(raw, for_quarantine=True))
     last_sort = sort[len(sort) - 1].as_py() if len(sort) else None
     return Page(
         sources=pa.Table.from_arrays(columns, names=_SOURCE_NAMES),
@@ -160,7 +160,7 @@ def _keys(index: pa.Array, ids: pa.Array) -> pa.Array:
     )
 
 
-def _decode(raw: bytes) -> dict[str, Any]:
+def _decode(raw: bytes, for_quarantine: bool = False) -> dict[str, Any]:
     """The standard library's decoder: unlike orjson it keeps integers past 64 bits exact (the
     normalizer quarantines them as such) and accepts lone surrogate escapes, which
     Elasticsearch stores and returns as the shipper sent them. Only pages Arrow refused come
@@ -168,6 +168,9 @@ def _decode(raw: bytes) -> dict[str, Any]:
     which only the shipper's document structure can produce, not a logged value) fails the
     read: its documents cannot be counted or kept."""
     try:
+        if for_quarantine:  # invalid UTF-8 (Arrow's reader lets it through; the normalizer
+            # quarantines the row) is shown replaced, as the NDJSON reader shows a bad line
+            return json.loads(raw.decode("utf-8", "replace"))
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
         reason = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)[:200]
